@@ -1,0 +1,39 @@
+/* main.c: the inboxd executable dispatches to its subcommands (cli.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mime.h"
+
+static const char usage[] =
+    "usage: inboxd <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  serve    run the HTTP server (inboxd serve --help)\n"
+    "  parse    print the normalized JSON of raw messages, no database\n"
+    "  ingest   store one raw message from a file or stdin (Postfix pipe)\n"
+    "\n"
+    "  inboxd --version | --help\n";
+
+int
+main(int argc, char **argv)
+{
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 64 : 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("inboxd %s\n", INBOXD_VERSION);
+    return 0;
+  }
+  int rc;
+  mime_init();
+  if (strcmp(argv[1], "parse") == 0) {
+    rc = cmd_parse(argc - 1, argv + 1);
+  } else {
+    fprintf(stderr, "inboxd: unknown command \"%s\"\n%s", argv[1], usage);
+    rc = 64;
+  }
+  mime_shutdown();
+  return rc;
+}
