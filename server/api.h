@@ -1,0 +1,14 @@
+/* api.h: the route handlers of the REST API, ingress and operations endpoints, and the
+ * route table that serve.c hands to the HTTP layer. */
+#ifndef INBOXD_API_H
+#define INBOXD_API_H
+
+#include "http.h"
+
+/* The routes of "inboxd serve", ended by a {NULL} entry. Static. */
+const route *api_routes(void);
+
+/* Handlers defined in ingress.c. */
+void ingress_raw(ib_request *r);
+
+#endif
