@@ -17,7 +17,8 @@ static const char usage[] =
     "  argv=/usr/bin/inboxd ingest --db /var/lib/inboxd/inboxd.db --from ${sender} "
     "--to ${recipient}\n"
     "\n"
-    "--db defaults to $INBOXD_DB, else inboxd.db.\n"
+    "--db defaults to $INBOXD_DB, else inboxd.db. A lock held by another process is waited\n"
+    "for $INBOXD_DB_BUSY_TIMEOUT_MS (default 5000) milliseconds.\n"
     "Exit status: 0 stored (or already stored), 65 not an email message, 75 temporary\n"
     "failure (database locked, disk full...): the MTA keeps the mail and retries.\n";
 
@@ -102,7 +103,11 @@ cmd_ingest(int argc, char **argv)
     rc = EX_DATAERR_;
     goto done;
   }
-  st = store_open(db, NULL, &store, &err);
+  store_options opts = {.busy_timeout_ms = 5000};
+  const char *busy = g_getenv("INBOXD_DB_BUSY_TIMEOUT_MS");
+  if (busy)
+    opts.busy_timeout_ms = (int)g_ascii_strtoll(busy, NULL, 10);
+  st = store_open(db, &opts, &store, &err);
   if (st != IB_OK) {
     fprintf(stderr, "inboxd ingest: %s\n", err ? err : "cannot open the database");
     rc = EX_TEMPFAIL_;

@@ -67,6 +67,8 @@ static const opt opts[] = {
     {"connection-timeout", OPT_INT, OFF(connection_timeout_s), "60",
      "seconds a connection may stay idle (stalled uploads included)"},
     {"commit-batch", OPT_INT, OFF(commit_batch), "256", "most messages in one group commit"},
+    {"db-busy-timeout-ms", OPT_INT, OFF(db_busy_timeout_ms), "5000",
+     "wait this long for a database lock held by another process, then answer 503"},
     {"log-file", OPT_STR, OFF(log_file), NULL, "append logs here instead of stderr"},
     {"log-level", OPT_STR, OFF(log_level), "info", "debug, info, warn or error"},
 };

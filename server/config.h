@@ -34,6 +34,7 @@ typedef struct ib_config {
   int64_t max_connections_per_ip;
   int64_t connection_timeout_s;
   int64_t commit_batch;       /* most messages per group commit */
+  int64_t db_busy_timeout_ms; /* wait for a lock held by another process this long */
   char *log_file;
   char *log_level;
 } ib_config;

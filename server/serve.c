@@ -54,7 +54,9 @@ cmd_serve(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
 
   char *err = NULL;
-  store_options sopts = {.commit_batch = (int)cfg.commit_batch, .public_url = cfg.public_url};
+  store_options sopts = {.commit_batch = (int)cfg.commit_batch,
+                         .busy_timeout_ms = (int)cfg.db_busy_timeout_ms,
+                         .public_url = cfg.public_url};
   ib_status st = store_open(cfg.db, &sopts, &srv.store, &err);
   if (st != IB_OK) {
     log_error("%s", err ? err : "cannot open the database");

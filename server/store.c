@@ -310,6 +310,8 @@ store_close(ib_store *s)
     db_close(g_ptr_array_index(s->readers, i));
   g_ptr_array_unref(s->readers);
   if (s->writer) {
+    /* Best effort: another process may hold the database; do not wait for it. */
+    sqlite3_busy_timeout(db_handle(s->writer), 0);
     sqlite3_wal_checkpoint_v2(db_handle(s->writer), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
                               NULL);
     db_close(s->writer);
