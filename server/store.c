@@ -8,42 +8,7 @@
 #include "db.h"
 #include "embedded.h"
 #include "log.h"
-
-typedef struct job {
-  store_job_fn fn;
-  void *arg;
-  store_done_fn done;
-  void *done_arg;
-  ib_status status;
-} job;
-
-struct ib_tx {
-  ib_store *store;
-  ib_db *db;
-  char now[32];     /* one timestamp for the whole group */
-  int64_t last_seq; /* newest event added in this transaction, 0 if none */
-};
-
-struct ib_store {
-  char *path;
-  int commit_batch;
-  int busy_ms;
-  char *public_url;
-
-  ib_db *writer;
-  pthread_t writer_thread;
-  pthread_mutex_t lock;
-  pthread_cond_t wake;
-  GQueue queue; /* of job* */
-  int stopping;
-
-  pthread_key_t reader_key;
-  pthread_mutex_t readers_lock;
-  GPtrArray *readers; /* of ib_db*, every open read connection */
-
-  store_commit_fn on_commit;
-  void *on_commit_arg;
-};
+#include "store_internal.h"
 
 /* ---- Migrations -------------------------------------------------------------------- */
 
@@ -250,6 +215,19 @@ store_on_commit(ib_store *s, store_commit_fn fn, void *arg)
   s->on_commit_arg = arg;
 }
 
+void
+store_on_event(ib_store *s, store_event_fn fn, void *arg)
+{
+  s->on_event = fn;
+  s->on_event_arg = arg;
+}
+
+const char *
+store_now(const ib_tx *tx)
+{
+  return tx->now;
+}
+
 /* ---- Open / close ------------------------------------------------------------------ */
 
 ib_status
@@ -324,10 +302,8 @@ store_close(ib_store *s)
   g_free(s);
 }
 
-/* The calling thread's read connection, opened on first use. NULL when it cannot be
- * opened (logged). */
-static ib_db *
-reader(ib_store *s)
+ib_db *
+store_reader(ib_store *s)
 {
   ib_db *db = pthread_getspecific(s->reader_key);
   if (db)
@@ -347,8 +323,8 @@ reader(ib_store *s)
 
 /* ---- Small helpers ----------------------------------------------------------------- */
 
-static void
-bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+void
+store_bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
   if (s)
     sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
@@ -356,16 +332,15 @@ bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
     sqlite3_bind_null(st, i);
 }
 
-static json_t *
-column_json_string(sqlite3_stmt *st, int i)
+json_t *
+store_column_json_string(sqlite3_stmt *st, int i)
 {
   const char *s = (const char *)sqlite3_column_text(st, i);
   return s ? json_string(s) : json_null();
 }
 
-/* Step ST expecting SQLITE_DONE; log and convert otherwise. */
-static ib_status
-step_done(ib_db *db, sqlite3_stmt *st, const char *what)
+ib_status
+store_step_done(ib_db *db, sqlite3_stmt *st, const char *what)
 {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
@@ -487,11 +462,11 @@ store_create_ticket(ib_tx *tx, const ib_message *m, int64_t *ticket_out)
   sqlite3_stmt *st = db_stmt(tx->db, sql);
   if (!st)
     return IB_ERR_INTERNAL;
-  bind_text_or_null(st, 1, m->subject);
-  bind_text_or_null(st, 2, m->from ? m->from->name : NULL);
-  bind_text_or_null(st, 3, m->from ? m->from->address : NULL);
+  store_bind_text_or_null(st, 1, m->subject);
+  store_bind_text_or_null(st, 2, m->from ? m->from->name : NULL);
+  store_bind_text_or_null(st, 3, m->from ? m->from->address : NULL);
   sqlite3_bind_text(st, 4, tx->now, -1, SQLITE_STATIC);
-  ib_status rc = step_done(tx->db, st, "create a ticket");
+  ib_status rc = store_step_done(tx->db, st, "create a ticket");
   if (rc == IB_OK)
     *ticket_out = sqlite3_last_insert_rowid(db_handle(tx->db));
   return rc;
@@ -512,16 +487,16 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
     const void *data = a->data ? g_bytes_get_data(a->data, &len) : NULL;
     sqlite3_bind_int64(st, 1, message_id);
     sqlite3_bind_int(st, 2, (int)i);
-    bind_text_or_null(st, 3, a->filename);
+    store_bind_text_or_null(st, 3, a->filename);
     sqlite3_bind_text(st, 4, a->content_type ? a->content_type : "application/octet-stream", -1,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)len);
     sqlite3_bind_text(st, 6, a->sha256, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 7, a->content_id);
+    store_bind_text_or_null(st, 7, a->content_id);
     sqlite3_bind_text(st, 8, a->disposition == IB_DISP_INLINE ? "inline" : "attachment", -1,
                       SQLITE_STATIC);
     sqlite3_bind_blob64(st, 9, data ? data : "", len, SQLITE_STATIC);
-    ib_status rc = step_done(tx->db, st, "store an attachment");
+    ib_status rc = store_step_done(tx->db, st, "store an attachment");
     if (rc != IB_OK)
       return rc;
   }
@@ -559,16 +534,16 @@ store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, GBytes *
   sqlite3_bind_int64(st, 1, ticket_id);
   sqlite3_bind_text(st, 2, m->direction ? m->direction : "inbound", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, ib_class_str(m->classification), -1, SQLITE_STATIC);
-  bind_text_or_null(st, 4, m->provider);
+  store_bind_text_or_null(st, 4, m->provider);
   sqlite3_bind_text(st, 5, m->message_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 6, m->raw_sha256, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 7, env, -1, SQLITE_STATIC);
-  bind_text_or_null(st, 8, event_id);
-  bind_text_or_null(st, 9, m->from ? m->from->address : NULL);
+  store_bind_text_or_null(st, 8, event_id);
+  store_bind_text_or_null(st, 9, m->from ? m->from->address : NULL);
   sqlite3_bind_text(st, 10, snippet, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 11, doc_text, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 12, tx->now, -1, SQLITE_STATIC);
-  if ((rc = step_done(tx->db, st, "store a message")) != IB_OK)
+  if ((rc = store_step_done(tx->db, st, "store a message")) != IB_OK)
     goto done;
   int64_t id = sqlite3_last_insert_rowid(db_handle(tx->db));
 
@@ -582,7 +557,7 @@ store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, GBytes *
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, rebuilt ? 1 : 0);
     sqlite3_bind_blob64(st, 3, data ? data : "", len, SQLITE_STATIC);
-    if ((rc = step_done(tx->db, st, "store raw bytes")) != IB_OK)
+    if ((rc = store_step_done(tx->db, st, "store raw bytes")) != IB_OK)
       goto done;
   }
   if ((rc = insert_attachments(tx, id, m)) != IB_OK)
@@ -595,7 +570,7 @@ store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, GBytes *
   sqlite3_bind_int64(st, 1, ticket_id);
   sqlite3_bind_int64(st, 2, id);
   sqlite3_bind_text(st, 3, tx->now, -1, SQLITE_STATIC);
-  if ((rc = step_done(tx->db, st, "update a ticket")) != IB_OK)
+  if ((rc = store_step_done(tx->db, st, "update a ticket")) != IB_OK)
     goto done;
   *message_out = id;
 done:
@@ -621,9 +596,13 @@ store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_
   else
     sqlite3_bind_null(st, 3);
   sqlite3_bind_text(st, 4, tx->now, -1, SQLITE_STATIC);
-  ib_status rc = step_done(tx->db, st, "append an event");
-  if (rc == IB_OK)
-    tx->last_seq = sqlite3_last_insert_rowid(db_handle(tx->db));
+  ib_status rc = store_step_done(tx->db, st, "append an event");
+  if (rc != IB_OK)
+    return rc;
+  tx->last_seq = sqlite3_last_insert_rowid(db_handle(tx->db));
+  if (tx->store->on_event)
+    rc = tx->store->on_event(tx->store->on_event_arg, tx, tx->last_seq, type, ticket_id,
+                             message_id);
   return rc;
 }
 
@@ -632,7 +611,7 @@ store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_
 ib_status
 store_ping(ib_store *s)
 {
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
   sqlite3_stmt *st = db_stmt(db, "SELECT 1 FROM meta LIMIT 1");
@@ -656,14 +635,14 @@ ticket_from_row(sqlite3_stmt *st)
   json_t *last = json_null();
   if (sqlite3_column_type(st, 10) != SQLITE_NULL)
     last = json_pack("{s:I, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 10),
-                     "direction", column_json_string(st, 11), "snippet",
-                     column_json_string(st, 12), "at", column_json_string(st, 13));
+                     "direction", store_column_json_string(st, 11), "snippet",
+                     store_column_json_string(st, 12), "at", store_column_json_string(st, 13));
   return json_pack("{s:I, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:I, s:o, s:o}", "id",
-                   (json_int_t)sqlite3_column_int64(st, 0), "subject", column_json_string(st, 1),
-                   "status", column_json_string(st, 2), "customer", "name",
-                   column_json_string(st, 3), "address", column_json_string(st, 4),
-                   "created_at", column_json_string(st, 5), "updated_at",
-                   column_json_string(st, 6), "message_count",
+                   (json_int_t)sqlite3_column_int64(st, 0), "subject", store_column_json_string(st, 1),
+                   "status", store_column_json_string(st, 2), "customer", "name",
+                   store_column_json_string(st, 3), "address", store_column_json_string(st, 4),
+                   "created_at", store_column_json_string(st, 5), "updated_at",
+                   store_column_json_string(st, 6), "message_count",
                    (json_int_t)sqlite3_column_int64(st, 7), "last_message", last, "tags",
                    tags ? tags : json_array());
 }
@@ -740,7 +719,7 @@ store_ticket_thread(ib_store *s, int64_t id, json_t **doc_out, int64_t *version_
   static const char sql_msgs[] =
       "SELECT id, doc FROM messages WHERE ticket_id = ?1 ORDER BY id";
   *doc_out = NULL;
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db || read_begin(db) != IB_OK)
     return IB_ERR_STORAGE;
   ib_status rc = IB_ERR_INTERNAL;
@@ -800,14 +779,14 @@ store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *ha
       "ORDER BY t.updated_at DESC, t.id DESC LIMIT ?5";
   *doc_out = NULL;
   *has_next_out = 0;
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
   sqlite3_stmt *st = db_stmt(db, sql);
   if (!st)
     return IB_ERR_INTERNAL;
-  bind_text_or_null(st, 1, q->status);
-  bind_text_or_null(st, 2, q->customer);
+  store_bind_text_or_null(st, 1, q->status);
+  store_bind_text_or_null(st, 2, q->customer);
   if (q->has_cursor) {
     sqlite3_bind_text(st, 3, q->cursor_updated_at, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, q->cursor_id);
@@ -840,7 +819,7 @@ store_message(ib_store *s, int64_t id, json_t **doc_out)
 {
   static const char sql[] = "SELECT ticket_id, doc FROM messages WHERE id = ?1";
   *doc_out = NULL;
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db || read_begin(db) != IB_OK)
     return IB_ERR_STORAGE;
   ib_status rc = IB_ERR_INTERNAL;
@@ -867,7 +846,7 @@ ib_status
 store_raw_size(ib_store *s, int64_t message_id, uint64_t *size_out)
 {
   static const char sql[] = "SELECT length(bytes) FROM raw_messages WHERE message_id = ?1";
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
   sqlite3_stmt *st = db_stmt(db, sql);
@@ -888,7 +867,7 @@ store_attachment_info_get(ib_store *s, int64_t id, store_attachment_info *out)
   static const char sql[] =
       "SELECT size, filename, content_type, sha256 FROM attachments WHERE id = ?1";
   memset(out, 0, sizeof *out);
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
   sqlite3_stmt *st = db_stmt(db, sql);
@@ -920,7 +899,7 @@ store_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, voi
                 size_t len, size_t *got_out)
 {
   *got_out = 0;
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
   sqlite3_blob *blob = NULL;
@@ -949,7 +928,7 @@ store_events(ib_store *s, int64_t after, int limit, json_t **doc_out, int64_t *l
                             "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
   static const char sql_max[] = "SELECT COALESCE(MAX(seq), 0) FROM events";
   *doc_out = NULL;
-  ib_db *db = reader(s);
+  ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
   sqlite3_stmt *st = db_stmt(db, sql);
@@ -966,10 +945,10 @@ store_events(ib_store *s, int64_t after, int limit, json_t **doc_out, int64_t *l
                          ? json_null()
                          : json_integer(sqlite3_column_int64(st, 3));
     json_array_append_new(events, json_pack("{s:I, s:o, s:I, s:o, s:o}", "seq", (json_int_t)last,
-                                            "type", column_json_string(st, 1), "ticket_id",
+                                            "type", store_column_json_string(st, 1), "ticket_id",
                                             (json_int_t)sqlite3_column_int64(st, 2),
                                             "message_id", msg_id, "at",
-                                            column_json_string(st, 4)));
+                                            store_column_json_string(st, 4)));
   }
   sqlite3_reset(st);
   if (step != SQLITE_DONE) {

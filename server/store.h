@@ -58,6 +58,16 @@ ib_status store_run(ib_store *store, store_job_fn job, void *arg);
 typedef void (*store_commit_fn)(void *arg, int64_t last_seq);
 void store_on_commit(ib_store *store, store_commit_fn fn, void *arg);
 
+/* Called inside the transaction for every event appended (store_add_event), so a
+ * subscriber (the forwarder's outbox) can add rows that commit or roll back with it.
+ * A status other than IB_OK fails the job. Set before traffic starts. */
+typedef ib_status (*store_event_fn)(void *arg, ib_tx *tx, int64_t seq, const char *type,
+                                    int64_t ticket_id, int64_t message_id);
+void store_on_event(ib_store *store, store_event_fn fn, void *arg);
+
+/* The transaction's timestamp (RFC 3339, shared by every row of the group). Borrowed. */
+const char *store_now(const ib_tx *tx);
+
 /* Inside a job. The identity of a stored message, for duplicate answers. */
 typedef struct store_msg_ref {
   int64_t ticket_id;
