@@ -4,6 +4,8 @@
 #include <microhttpd.h>
 #include <string.h>
 
+#include "clock.h"
+#include "fold.h"
 #include "server.h"
 
 /* ---- Helpers --------------------------------------------------------------------------- */
@@ -119,12 +121,35 @@ handle_tickets_list(ib_request *r)
                         "cursor is not one this server returned");
     return;
   }
+  q.tag = request_query(r, "tag");
+  if (q.tag && !*q.tag)
+    q.tag = NULL;
+  char since[32];
+  const char *updated_since = request_query(r, "updated_since");
+  if (updated_since && *updated_since) {
+    int64_t ms;
+    if (clock_parse_rfc3339(updated_since, &ms) != 0) {
+      request_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
+                          "updated_since must be an RFC 3339 time, e.g. 2025-01-06T10:00:00Z");
+      return;
+    }
+    q.updated_since = clock_rfc3339(ms, since, sizeof since);
+  }
+  char *fts = NULL;
+  const char *text = request_query(r, "q");
+  if (text && *text && !(fts = fold_search_query(text))) {
+    request_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
+                        "q must contain at least one word");
+    return;
+  }
+  q.fts_query = fts;
   json_t *doc = NULL;
   int has_next = 0;
   char next_at[32] = "";
   int64_t next_id = 0;
   ib_status st = store_list_tickets(request_server(r)->store, &q, &doc, &has_next, next_at,
                                     sizeof next_at, &next_id);
+  g_free(fts);
   if (st != IB_OK) {
     reply_store_error(r, st, "tickets");
     return;
@@ -286,18 +311,157 @@ handle_attachment_get(ib_request *r)
 static void
 handle_events(ib_request *r)
 {
-  int64_t after, limit;
+  int64_t after, limit, wait;
   if (!query_int(r, "after", 0, 0, G_MAXINT64, &after) ||
-      !query_int(r, "limit", 100, 1, 1000, &limit))
+      !query_int(r, "limit", 100, 1, 1000, &limit) || !query_int(r, "wait", 0, 0, 300, &wait))
     return;
-  json_t *doc = NULL;
-  int64_t last = 0;
-  ib_status st = store_events(request_server(r)->store, after, (int)limit, &doc, &last);
-  if (st != IB_OK) {
-    reply_store_error(r, st, "events");
+  ib_feed *feed = request_server(r)->feed;
+  const char *accept = request_header(r, "Accept");
+  if (accept && strstr(accept, "text/event-stream")) {
+    /* EventSource resumes with Last-Event-ID after a reconnect. */
+    const char *last_id = request_header(r, "Last-Event-ID");
+    if (last_id && *last_id) {
+      gint64 id = g_ascii_strtoll(last_id, NULL, 10);
+      after = MAX(after, id);
+    }
+    feed_stream(feed, r, after);
     return;
   }
-  request_reply_json(r, MHD_HTTP_OK, doc);
+  feed_long_poll(feed, r, after, (int)limit, (int)wait);
+}
+
+/* ---- Ticket changes -------------------------------------------------------------------------- */
+
+typedef struct ticket_patch {
+  int64_t id;
+  char *status;
+  char *tags_json;
+  int changed;
+} ticket_patch;
+
+static void
+ticket_patch_free(gpointer p)
+{
+  ticket_patch *tp = p;
+  g_free(tp->status);
+  g_free(tp->tags_json);
+  g_free(tp);
+}
+
+static ib_status
+patch_job(ib_tx *tx, void *arg)
+{
+  ticket_patch *tp = arg;
+  ib_status st = store_update_ticket(tx, tp->id, tp->status, tp->tags_json, &tp->changed);
+  if (st == IB_OK && tp->changed)
+    st = store_add_event(tx, "ticket.updated", tp->id, 0);
+  return st;
+}
+
+/* Writer thread, after the commit: answer with the ticket as it now is. */
+static void
+patch_done(void *arg, ib_status st)
+{
+  ib_request *r = arg;
+  ticket_patch *tp = request_data(r);
+  json_t *doc = NULL;
+  if (st == IB_OK)
+    st = store_ticket_thread(request_server(r)->store, tp->id, &doc, NULL);
+  if (st == IB_OK) {
+    json_t *ticket = json_incref(json_object_get(doc, "ticket"));
+    json_decref(doc);
+    request_reply_json(r, MHD_HTTP_OK, json_pack("{s:o, s:b}", "ticket", ticket, "changed",
+                                                 tp->changed));
+  } else {
+    reply_store_error(r, st, "ticket");
+  }
+  request_resume(r);
+}
+
+/* Tags: strings of 1-64 printable characters, at most 50, duplicates dropped, order kept. */
+static char *
+normalize_tags(ib_request *r, json_t *tags)
+{
+  if (!json_is_array(tags) || json_array_size(tags) > 50) {
+    request_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_tags",
+                        "tags must be an array of at most 50 strings");
+    return NULL;
+  }
+  json_t *out = json_array();
+  size_t i;
+  json_t *tag;
+  json_array_foreach(tags, i, tag)
+  {
+    const char *t = json_string_value(tag);
+    glong len = t ? g_utf8_strlen(t, -1) : 0;
+    int printable = t != NULL;
+    for (const char *p = t; p && *p; p = g_utf8_next_char(p))
+      if (!g_unichar_isgraph(g_utf8_get_char(p)) && *p != ' ')
+        printable = 0;
+    if (!t || len < 1 || len > 64 || !printable || t[0] == ' ' || t[strlen(t) - 1] == ' ') {
+      json_decref(out);
+      request_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_tags",
+                          "tag %zu must be a string of 1 to 64 printable characters without "
+                          "leading or trailing spaces",
+                          i);
+      return NULL;
+    }
+    int seen = 0;
+    size_t j;
+    json_t *prev;
+    json_array_foreach(out, j, prev) seen |= strcmp(json_string_value(prev), t) == 0;
+    if (!seen)
+      json_array_append(out, tag);
+  }
+  char *text = json_dumps(out, JSON_COMPACT);
+  json_decref(out);
+  char *copy = g_strdup(text);
+  free(text);
+  return copy;
+}
+
+static void
+handle_ticket_patch(ib_request *r)
+{
+  json_t *body = request_json_body(r);
+  if (!body)
+    return;
+  ticket_patch *tp = g_new0(ticket_patch, 1);
+  tp->id = request_param(r, 0);
+  const char *key;
+  json_t *value;
+  json_object_foreach(body, key, value)
+  {
+    if (strcmp(key, "status") == 0) {
+      const char *st = json_string_value(value);
+      if (!st || (strcmp(st, "open") && strcmp(st, "pending") && strcmp(st, "closed"))) {
+        request_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_status",
+                            "status must be \"open\", \"pending\" or \"closed\"");
+        goto fail;
+      }
+      tp->status = g_strdup(st);
+    } else if (strcmp(key, "tags") == 0) {
+      if (!(tp->tags_json = normalize_tags(r, value)))
+        goto fail;
+    } else {
+      request_reply_error(r, MHD_HTTP_BAD_REQUEST, "unknown_field",
+                          "\"%s\" cannot be changed; a ticket's status and tags can", key);
+      goto fail;
+    }
+  }
+  if (!tp->status && !tp->tags_json) {
+    request_reply_error(r, MHD_HTTP_BAD_REQUEST, "empty_patch",
+                        "give \"status\" and/or \"tags\" to change");
+    goto fail;
+  }
+  json_decref(body);
+  request_set_data(r, tp, ticket_patch_free);
+  request_defer(r);
+  store_submit(request_server(r)->store, patch_job, tp, patch_done, r);
+  return;
+fail:
+  json_decref(body);
+  ticket_patch_free(tp);
 }
 
 /* ---- Route table ------------------------------------------------------------------------------ */
@@ -307,6 +471,8 @@ static const route routes[] = {
     {"POST", "/inbound/raw", ingress_raw, ROUTE_BODY | ROUTE_INGRESS},
     {"GET", "/api/tickets", handle_tickets_list, ROUTE_API},
     {"GET", "/api/tickets/{id}", handle_ticket_get, ROUTE_API},
+    {"PATCH", "/api/tickets/{id}", handle_ticket_patch,
+     ROUTE_API | ROUTE_WRITE | ROUTE_BODY | ROUTE_SMALL},
     {"GET", "/api/messages/{id}", handle_message_get, ROUTE_API},
     {"GET", "/api/messages/{id}/raw", handle_message_raw, ROUTE_API},
     {"GET", "/api/attachments/{id}", handle_attachment_get, ROUTE_API},

@@ -77,6 +77,32 @@ request_body(ib_request *r)
   return r->body;
 }
 
+json_t *
+request_json_body(ib_request *r)
+{
+  const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if (!ct || g_ascii_strncasecmp(ct, "application/json", 16) != 0) {
+    request_reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                        "the body must be application/json");
+    return NULL;
+  }
+  gsize len = 0;
+  const char *data = r->body ? g_bytes_get_data(r->body, &len) : NULL;
+  json_error_t err;
+  json_t *doc = data ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &err) : NULL;
+  if (!doc) {
+    request_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", "the body is not valid JSON: %s",
+                        data ? err.text : "empty body");
+    return NULL;
+  }
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    request_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", "the body must be a JSON object");
+    return NULL;
+  }
+  return doc;
+}
+
 ib_server *
 request_server(ib_request *r)
 {
@@ -117,6 +143,34 @@ add_default_headers(struct MHD_Response *resp)
                           "default-src 'none'; frame-ancestors 'none'; sandbox");
 }
 
+/* The request's Origin when --cors-origin allows it ("*" allows any), else NULL. */
+static const char *
+cors_origin(ib_request *r)
+{
+  GPtrArray *allowed = r->srv->cfg->cors_origins;
+  const char *origin = request_header(r, "Origin");
+  if (!origin || !allowed || allowed->len == 0)
+    return NULL;
+  for (guint i = 0; i < allowed->len; i++) {
+    const char *a = g_ptr_array_index(allowed, i);
+    if (strcmp(a, "*") == 0 || g_ascii_strcasecmp(a, origin) == 0)
+      return origin;
+  }
+  return NULL;
+}
+
+static void
+add_cors_headers(ib_request *r, struct MHD_Response *resp)
+{
+  const char *origin = cors_origin(r);
+  if (!origin)
+    return;
+  MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+  MHD_add_response_header(resp, "Vary", "Origin");
+  MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                          "ETag, Retry-After, Content-Disposition, X-Content-SHA256");
+}
+
 static void
 set_response(ib_request *r, unsigned status, struct MHD_Response *resp)
 {
@@ -127,6 +181,7 @@ set_response(ib_request *r, unsigned status, struct MHD_Response *resp)
     return;
   }
   add_default_headers(resp);
+  add_cors_headers(r, resp);
   r->status = status;
   r->response = resp;
 }
@@ -141,6 +196,24 @@ request_reply_bytes(ib_request *r, unsigned status, const char *content_type,
   set_response(r, status, resp);
 }
 
+/* If-None-Match: "*" or a comma list of (possibly weak) entity tags. */
+static int
+etag_matches(const char *header, const char *etag)
+{
+  if (!header)
+    return 0;
+  char **parts = g_strsplit(header, ",", 64);
+  int match = 0;
+  for (char **p = parts; *p && !match; p++) {
+    char *t = g_strstrip(*p);
+    if (g_str_has_prefix(t, "W/"))
+      t += 2;
+    match = strcmp(t, "*") == 0 || strcmp(t, etag) == 0;
+  }
+  g_strfreev(parts);
+  return match;
+}
+
 void
 request_reply_json(ib_request *r, unsigned status, json_t *doc)
 {
@@ -152,10 +225,24 @@ request_reply_json(ib_request *r, unsigned status, json_t *doc)
     status = MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
   size_t len = strlen(text);
-  text[len] = '\0';
+  char etag[40] = "";
+  if (status == MHD_HTTP_OK && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
+    char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)text, len);
+    g_snprintf(etag, sizeof etag, "\"%.32s\"", sum);
+    g_free(sum);
+    if (etag_matches(request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+      free(text);
+      struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+      set_response(r, MHD_HTTP_NOT_MODIFIED, resp);
+      return;
+    }
+  }
   /* jansson allocates with malloc: MHD frees it with free(). */
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  if (etag[0])
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
   set_response(r, status, resp);
 }
 
@@ -232,6 +319,8 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
   stream_ctx *s = cls;
   ssize_t n = s->read(s->ctx, pos, buf, max);
+  if (n == REQUEST_STREAM_PAUSE)
+    return 0; /* the reader suspended the connection: MHD calls again after resume */
   if (n < 0)
     return MHD_CONTENT_READER_END_WITH_ERROR;
   if (n == 0)
@@ -256,8 +345,9 @@ request_reply_stream(ib_request *r, unsigned status, const char *content_type, u
   s->read = read;
   s->ctx = ctx;
   s->free_fn = free_fn;
-  struct MHD_Response *resp =
-      MHD_create_response_from_callback(size, 64 * 1024, stream_read, s, stream_free);
+  struct MHD_Response *resp = MHD_create_response_from_callback(
+      size == REQUEST_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, 64 * 1024, stream_read, s,
+      stream_free);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   set_response(r, status, resp);
 }
@@ -275,6 +365,12 @@ void
 request_defer(ib_request *r)
 {
   r->state = REQ_DEFERRED;
+  MHD_suspend_connection(r->conn);
+}
+
+void
+request_pause(ib_request *r)
+{
   MHD_suspend_connection(r->conn);
 }
 
@@ -447,10 +543,44 @@ check_ingress_auth(ib_request *r)
   return ok;
 }
 
+/* CORS preflight (and plain OPTIONS): the methods of the path, no auth needed. */
+static void
+reply_preflight(ib_request *r)
+{
+  GString *allow = g_string_new(NULL);
+  for (const route *rt = r->srv->routes; rt->method; rt++) {
+    int64_t params[MAX_PARAMS];
+    int n = 0;
+    if (!route_match(rt, r->path, params, &n) || strstr(allow->str, rt->method))
+      continue;
+    g_string_append_printf(allow, "%s%s", allow->len ? ", " : "", rt->method);
+  }
+  if (!allow->len) {
+    request_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no route for %s", r->path);
+    g_string_free(allow, TRUE);
+    return;
+  }
+  g_string_append(allow, ", OPTIONS");
+  struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+  MHD_add_response_header(resp, "Allow", allow->str);
+  if (cors_origin(r)) {
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow->str);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, If-None-Match, Last-Event-ID");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+  }
+  set_response(r, MHD_HTTP_NO_CONTENT, resp);
+  g_string_free(allow, TRUE);
+}
+
 /* Checks of the first call, before any body byte: route, auth, declared size. */
 static void
 request_start(ib_request *r)
 {
+  if (strcmp(r->method, "OPTIONS") == 0) {
+    reply_preflight(r);
+    return;
+  }
   if (!route_find(r))
     return;
   if ((r->route->flags & ROUTE_API) && !check_api_auth(r))
@@ -459,7 +589,8 @@ request_start(ib_request *r)
     return;
   if (!(r->route->flags & ROUTE_BODY))
     return;
-  uint64_t cap = (uint64_t)r->srv->cfg->max_body_bytes;
+  uint64_t cap = (r->route->flags & ROUTE_SMALL) ? HTTP_SMALL_BODY
+                                                : (uint64_t)r->srv->cfg->max_body_bytes;
   const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl) {
     guint64 declared = g_ascii_strtoull(cl, NULL, 10);
@@ -479,10 +610,12 @@ static void
 request_dispatch(ib_request *r)
 {
   if (r->spool) {
-    if (spool_length(r->spool) > (uint64_t)r->srv->cfg->max_body_bytes) {
+    uint64_t cap = (r->route->flags & ROUTE_SMALL) ? HTTP_SMALL_BODY
+                                                  : (uint64_t)r->srv->cfg->max_body_bytes;
+    if (spool_length(r->spool) > cap) {
       request_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
-                          "the request body is over the limit of %" G_GINT64_FORMAT " bytes",
-                          r->srv->cfg->max_body_bytes);
+                          "the request body is over the limit of %" G_GUINT64_FORMAT " bytes",
+                          (guint64)cap);
       return;
     }
     if (spool_bytes(r->spool, &r->body) != IB_OK) {

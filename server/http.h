@@ -25,7 +25,10 @@ enum {
   ROUTE_WRITE = 1 << 2,   /* needs a read-write token */
   ROUTE_INGRESS = 1 << 3, /* /inbound/: basic auth when --ingress-user is set */
   ROUTE_PREFIX = 1 << 4,  /* PATTERN matches as a prefix (static files, /inbound/mailgun/...) */
+  ROUTE_SMALL = 1 << 5,   /* a JSON API body: capped at HTTP_SMALL_BODY bytes */
 };
+
+#define HTTP_SMALL_BODY (1u << 20)
 
 typedef struct route {
   const char *method;  /* "GET", "POST", ... */
@@ -58,6 +61,10 @@ const char *request_query(ib_request *r, const char *name);
 int64_t request_param(ib_request *r, int i);
 /* The complete body (borrowed; NULL for routes without ROUTE_BODY). */
 GBytes *request_body(ib_request *r);
+
+/* Parse the body as a JSON object. Returns a new reference, or NULL after replying 400
+ * (or 415 when the Content-Type is not application/json). */
+json_t *request_json_body(ib_request *r);
 ib_server *request_server(ib_request *r);
 /* 1 when the caller authenticated with a read-only API token. */
 int request_read_only(ib_request *r);
@@ -68,7 +75,8 @@ void *request_data(ib_request *r);
 
 /* ---- Replying: exactly one reply per request ---- */
 
-/* Reply STATUS with the JSON document DOC (stolen). */
+/* Reply STATUS with the JSON document DOC (stolen). A 200 to GET/HEAD carries a strong
+ * ETag (hash of the body); when it matches If-None-Match the reply is 304 without body. */
 void request_reply_json(ib_request *r, unsigned status, json_t *doc);
 
 /* Reply with DESIGN.md's error document {"error": {"code", "message"}}. */
@@ -84,9 +92,13 @@ void request_reply_status(ib_request *r, ib_status st, const char *fmt, ...)
 void request_reply_bytes(ib_request *r, unsigned status, const char *content_type,
                          const void *data, size_t len);
 
-/* Reply with SIZE bytes produced by READ(ctx, offset, buf, max) -> bytes or -1 on error;
- * FREE_FN(ctx) runs when the response is done. */
+/* Reply with SIZE bytes (REQUEST_SIZE_UNKNOWN: chunked, until the reader ends it) produced
+ * by READ(ctx, offset, buf, max), which returns the bytes copied, 0 at the end, -1 on
+ * error, or REQUEST_STREAM_PAUSE after calling request_pause() when it has nothing yet.
+ * FREE_FN(ctx) runs when the response is done (also when the client went away). */
 typedef ssize_t (*request_reader)(void *ctx, uint64_t offset, char *buf, size_t max);
+#define REQUEST_SIZE_UNKNOWN UINT64_MAX
+#define REQUEST_STREAM_PAUSE (-3)
 void request_reply_stream(ib_request *r, unsigned status, const char *content_type,
                           uint64_t size, request_reader read, void *ctx,
                           GDestroyNotify free_fn);
@@ -95,6 +107,9 @@ void request_reply_stream(ib_request *r, unsigned status, const char *content_ty
 void request_add_header(ib_request *r, const char *name, const char *value);
 
 /* ---- Deferring ---- */
+
+/* From a stream's reader only: suspend R's connection until request_resume(). */
+void request_pause(ib_request *r);
 
 /* Suspend R until request_resume(); call from the handler before handing R to another
  * thread. That thread sets the reply, then calls request_resume() as its last use of R. */

@@ -65,12 +65,15 @@ cmd_serve(int argc, char **argv)
     config_free(&cfg);
     return st == IB_ERR_UNSUPPORTED ? 78 : 75;
   }
+  srv.feed = feed_new(srv.store);
+  store_on_commit(srv.store, feed_notify, srv.feed);
   unsigned port = 0;
   st = http_start(&srv, api_routes(), &port, &err);
   if (st != IB_OK) {
     log_error("%s", err);
     fprintf(stderr, "inboxd: %s\n", err);
     g_free(err);
+    feed_free(srv.feed);
     store_close(srv.store);
     config_free(&cfg);
     return 71;
@@ -95,10 +98,12 @@ cmd_serve(int argc, char **argv)
     break;
   }
   http_quiesce(&srv);
+  feed_shutdown(srv.feed); /* long polls and event streams answer now */
   unsigned left = http_drain(&srv, DRAIN_MS);
   if (left)
     log_warn("%u requests still open after %d ms; closing them", left, DRAIN_MS);
   http_stop(&srv);
+  feed_free(srv.feed);
   store_close(srv.store);
   log_info("stopped");
   config_free(&cfg);

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "db.h"
 #include "embedded.h"
+#include "fold.h"
 #include "log.h"
 #include "store_internal.h"
 
@@ -503,6 +504,35 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
   return IB_OK;
 }
 
+/* Add M to the full-text index (folded, see fold.h). */
+static ib_status
+index_message(ib_tx *tx, int64_t id, const ib_message *m)
+{
+  static const char sql[] =
+      "INSERT INTO message_search (rowid, subject, body, names) VALUES (?1, ?2, ?3, ?4)";
+  GString *names = g_string_new(NULL);
+  if (m->from)
+    g_string_append_printf(names, "%s %s", m->from->name ? m->from->name : "",
+                           m->from->address ? m->from->address : "");
+  char *subject = fold_text(m->subject);
+  char *body = fold_text(m->stripped_text && *m->stripped_text ? m->stripped_text : m->text);
+  char *folded_names = fold_text(names->str);
+  ib_status rc = IB_ERR_INTERNAL;
+  sqlite3_stmt *st = db_stmt(tx->db, sql);
+  if (st) {
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, body, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, folded_names, -1, SQLITE_STATIC);
+    rc = store_step_done(tx->db, st, "index a message");
+  }
+  g_free(subject);
+  g_free(body);
+  g_free(folded_names);
+  g_string_free(names, TRUE);
+  return rc;
+}
+
 ib_status
 store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, GBytes *raw,
                      int rebuilt, const char *event_id, int64_t *message_out)
@@ -561,6 +591,8 @@ store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, GBytes *
       goto done;
   }
   if ((rc = insert_attachments(tx, id, m)) != IB_OK)
+    goto done;
+  if ((rc = index_message(tx, id, m)) != IB_OK)
     goto done;
 
   st = db_stmt(tx->db, sql_ticket);
@@ -776,6 +808,10 @@ store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *ha
       "WHERE (?1 IS NULL OR t.status = ?1) "
       "AND (?2 IS NULL OR t.customer_address = ?2 COLLATE NOCASE) "
       "AND (?3 IS NULL OR t.updated_at < ?3 OR (t.updated_at = ?3 AND t.id < ?4)) "
+      "AND (?6 IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE id IN "
+      "     (SELECT rowid FROM message_search WHERE message_search MATCH ?6))) "
+      "AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE json_each.value = ?7)) "
+      "AND (?8 IS NULL OR t.updated_at > ?8) "
       "ORDER BY t.updated_at DESC, t.id DESC LIMIT ?5";
   *doc_out = NULL;
   *has_next_out = 0;
@@ -793,6 +829,9 @@ store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *ha
   }
   /* One row more than asked tells whether there is a next page. */
   sqlite3_bind_int(st, 5, q->limit + 1);
+  store_bind_text_or_null(st, 6, q->fts_query);
+  store_bind_text_or_null(st, 7, q->tag);
+  store_bind_text_or_null(st, 8, q->updated_since);
   json_t *list = json_array();
   int step, n = 0;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -808,10 +847,44 @@ store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *ha
   sqlite3_reset(st);
   if (step != SQLITE_ROW && step != SQLITE_DONE) {
     json_decref(list);
+    log_error("cannot list tickets: %s", sqlite3_errmsg(db_handle(db)));
     return db_status(step);
   }
   *doc_out = json_pack("{s:o, s:n}", "tickets", list, "next_cursor");
   return IB_OK;
+}
+
+ib_status
+store_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags_json,
+                    int *changed_out)
+{
+  static const char sql[] =
+      "UPDATE tickets SET status = COALESCE(?2, status), tags = COALESCE(?3, tags), "
+      "updated_at = ?4, version = version + 1 "
+      "WHERE id = ?1 AND (status IS NOT COALESCE(?2, status) OR tags IS NOT COALESCE(?3, tags))";
+  static const char sql_exists[] = "SELECT 1 FROM tickets WHERE id = ?1";
+  *changed_out = 0;
+  sqlite3_stmt *st = db_stmt(tx->db, sql_exists);
+  if (!st)
+    return IB_ERR_INTERNAL;
+  sqlite3_bind_int64(st, 1, id);
+  int step = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (step == SQLITE_DONE)
+    return IB_ERR_NOT_FOUND;
+  if (step != SQLITE_ROW)
+    return db_status(step);
+  st = db_stmt(tx->db, sql);
+  if (!st)
+    return IB_ERR_INTERNAL;
+  sqlite3_bind_int64(st, 1, id);
+  store_bind_text_or_null(st, 2, status);
+  store_bind_text_or_null(st, 3, tags_json);
+  sqlite3_bind_text(st, 4, tx->now, -1, SQLITE_STATIC);
+  ib_status rc = store_step_done(tx->db, st, "update a ticket");
+  if (rc == IB_OK)
+    *changed_out = sqlite3_changes(db_handle(tx->db)) > 0;
+  return rc;
 }
 
 ib_status

@@ -90,6 +90,12 @@ ib_status store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m
                                GBytes *raw, int rebuilt, const char *event_id,
                                int64_t *message_out);
 
+/* Change ticket ID's STATUS and/or TAGS_JSON (a JSON array text), each NULL to keep.
+ * *CHANGED_OUT = 1 when anything changed (then updated_at and the version move).
+ * IB_ERR_NOT_FOUND when there is no such ticket. */
+ib_status store_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags_json,
+                              int *changed_out);
+
 /* Append an event of TYPE ("message.created", "ticket.created", "ticket.updated") to the
  * change feed. MESSAGE_ID may be 0. */
 ib_status store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_id);
@@ -109,6 +115,9 @@ typedef struct ticket_query {
   const char *status;   /* NULL: any */
   const char *customer; /* customer address, case-insensitive; NULL: any */
   int limit;            /* 1..200 */
+  const char *fts_query;     /* an FTS5 query from fold_search_query(); NULL: any */
+  const char *tag;           /* tickets carrying this tag; NULL: any */
+  const char *updated_since; /* RFC 3339 as the store writes it; NULL: any */
   int has_cursor;       /* continue after this position: */
   char cursor_updated_at[32];
   int64_t cursor_id;
