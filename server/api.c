@@ -468,6 +468,8 @@ fail:
 
 static const route routes[] = {
     {"GET", "/healthz", handle_healthz, 0},
+    {"GET", "/", web_static, 0},
+    {"GET", "/static/", web_static, ROUTE_PREFIX},
     {"POST", "/inbound/raw", ingress_raw, ROUTE_BODY | ROUTE_INGRESS},
     {"GET", "/api/tickets", handle_tickets_list, ROUTE_API},
     {"GET", "/api/tickets/{id}", handle_ticket_get, ROUTE_API},

@@ -11,4 +11,7 @@ const route *api_routes(void);
 /* Handlers defined in ingress.c. */
 void ingress_raw(ib_request *r);
 
+/* GET / and /static/<file>: the embedded web view (web.c). */
+void web_static(ib_request *r);
+
 #endif

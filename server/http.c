@@ -359,6 +359,20 @@ request_add_header(ib_request *r, const char *name, const char *value)
     MHD_add_response_header(r->response, name, value);
 }
 
+void
+request_set_header(ib_request *r, const char *name, const char *value)
+{
+  if (!r->response)
+    return;
+  const char *old = MHD_get_response_header(r->response, name);
+  if (old) {
+    char *copy = g_strdup(old);
+    MHD_del_response_header(r->response, name, copy);
+    g_free(copy);
+  }
+  MHD_add_response_header(r->response, name, value);
+}
+
 /* ---- Deferring ------------------------------------------------------------------------ */
 
 void

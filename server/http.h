@@ -103,8 +103,11 @@ void request_reply_stream(ib_request *r, unsigned status, const char *content_ty
                           uint64_t size, request_reader read, void *ctx,
                           GDestroyNotify free_fn);
 
-/* Add a header to the reply about to be (or already) set. */
+/* Add a header to the reply already set. */
 void request_add_header(ib_request *r, const char *name, const char *value);
+
+/* Replace a header of the reply already set (e.g. the default Content-Security-Policy). */
+void request_set_header(ib_request *r, const char *name, const char *value);
 
 /* ---- Deferring ---- */
 
