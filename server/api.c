@@ -464,6 +464,18 @@ fail:
   ticket_patch_free(tp);
 }
 
+static void
+handle_suppressions(ib_request *r)
+{
+  json_t *doc = NULL;
+  ib_status st = store_suppressions(request_server(r)->store, &doc);
+  if (st != IB_OK) {
+    reply_store_error(r, st, "suppressions");
+    return;
+  }
+  request_reply_json(r, MHD_HTTP_OK, doc);
+}
+
 /* ---- Route table ------------------------------------------------------------------------------ */
 
 static const route routes[] = {
@@ -475,10 +487,13 @@ static const route routes[] = {
     {"GET", "/api/tickets/{id}", handle_ticket_get, ROUTE_API},
     {"PATCH", "/api/tickets/{id}", handle_ticket_patch,
      ROUTE_API | ROUTE_WRITE | ROUTE_BODY | ROUTE_SMALL},
+    {"POST", "/api/tickets/{id}/messages", api_post_message,
+     ROUTE_API | ROUTE_WRITE | ROUTE_BODY | ROUTE_SMALL},
     {"GET", "/api/messages/{id}", handle_message_get, ROUTE_API},
     {"GET", "/api/messages/{id}/raw", handle_message_raw, ROUTE_API},
     {"GET", "/api/attachments/{id}", handle_attachment_get, ROUTE_API},
     {"GET", "/api/events", handle_events, ROUTE_API},
+    {"GET", "/api/suppressions", handle_suppressions, ROUTE_API},
     {NULL, NULL, NULL, 0},
 };
 

@@ -11,6 +11,9 @@ const route *api_routes(void);
 /* Handlers defined in ingress.c. */
 void ingress_raw(ib_request *r);
 
+/* POST /api/tickets/{id}/messages: an agent's reply (reply.c). */
+void api_post_message(ib_request *r);
+
 /* GET / and /static/<file>: the embedded web view (web.c). */
 void web_static(ib_request *r);
 

@@ -17,8 +17,9 @@ static const char usage[] =
     "  argv=/usr/bin/inboxd ingest --db /var/lib/inboxd/inboxd.db --from ${sender} "
     "--to ${recipient}\n"
     "\n"
-    "--db defaults to $INBOXD_DB, else inboxd.db. A lock held by another process is waited\n"
-    "for $INBOXD_DB_BUSY_TIMEOUT_MS (default 5000) milliseconds.\n"
+    "--db defaults to $INBOXD_DB, else inboxd.db; signed reply addresses use\n"
+    "$INBOXD_REPLY_DOMAIN as inboxd serve's --reply-domain. A lock held by another\n"
+    "process is waited for $INBOXD_DB_BUSY_TIMEOUT_MS (default 5000) milliseconds.\n"
     "Exit status: 0 stored (or already stored), 65 not an email message, 75 temporary\n"
     "failure (database locked, disk full...): the MTA keeps the mail and retries.\n";
 
@@ -113,7 +114,11 @@ cmd_ingest(int argc, char **argv)
     rc = EX_TEMPFAIL_;
     goto done;
   }
-  st = pipeline_store(store, batch);
+  thread_options threading = {.reply_domain = g_getenv("INBOXD_REPLY_DOMAIN"),
+                              .secret = store_reply_secret(store),
+                              .auto_limit = 5,
+                              .auto_window_minutes = 60};
+  st = pipeline_store(store, &threading, batch);
   if (st != IB_OK) {
     fprintf(stderr, "inboxd ingest: not stored (%s); the MTA should retry\n",
             ib_status_str(st));

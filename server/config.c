@@ -58,6 +58,11 @@ static const opt opts[] = {
      "larger requests get 413"},
     {"reply-domain", OPT_STR, OFF(reply_domain), NULL,
      "domain of signed reply addresses (reply+<ticket>.<sig>@D)"},
+    {"auto-reply-limit", OPT_INT, OFF(auto_reply_limit), "5",
+     "automatic messages (auto-replies, bounces) one sender may send per window; later ones "
+     "are stored but not forwarded (mail loop guard; 0: no limit)"},
+    {"auto-reply-window-minutes", OPT_INT, OFF(auto_reply_window_minutes), "60",
+     "the window of --auto-reply-limit"},
     {"cors-origin", OPT_LIST, OFF(cors_origins), NULL,
      "dashboard origin allowed by CORS (repeatable)"},
     {"threads", OPT_INT, OFF(threads), "0", "HTTP worker threads (0: one per core)"},

@@ -28,6 +28,8 @@ typedef struct ib_config {
   char *sns_cert_file;
   int64_t max_body_bytes;
   char *reply_domain;
+  int64_t auto_reply_limit;   /* automatic messages per sender per window... */
+  int64_t auto_reply_window_minutes; /* ...before the next are flagged and not forwarded */
   GPtrArray *cors_origins;    /* of char* */
   int64_t threads;            /* HTTP worker threads; 0: one per core */
   int64_t max_connections;

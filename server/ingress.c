@@ -37,7 +37,7 @@ ingest_and_reply(ib_request *r, GPtrArray *inbounds)
   }
   request_set_data(r, batch, (GDestroyNotify)pipeline_batch_free);
   request_defer(r);
-  pipeline_submit(srv->store, batch, on_stored, r);
+  pipeline_submit(srv->store, &srv->threading, batch, on_stored, r);
 }
 
 static int

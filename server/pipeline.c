@@ -14,6 +14,7 @@ typedef struct item {
 
 struct pipeline_batch {
   GPtrArray *items; /* of item* */
+  const thread_options *opt;
 };
 
 static void
@@ -63,7 +64,7 @@ pipeline_prepare(GPtrArray *inbounds, const mime_limits *limits, pipeline_batch 
 }
 
 static ib_status
-store_item(ib_tx *tx, item *it)
+store_item(ib_tx *tx, const thread_options *opt, item *it)
 {
   store_msg_ref ref;
   ib_status st = store_find_duplicate(tx, it->msg, it->in->event_id, &ref);
@@ -78,21 +79,27 @@ store_item(ib_tx *tx, item *it)
     return st;
 
   int64_t ticket = 0, message = 0;
-  int created = 0;
-  if ((st = thread_assign(tx, it->msg, &ticket, &created)) != IB_OK)
+  int created = 0, changed = 0, loop = 0;
+  if ((st = thread_assign(tx, opt, it->msg, &ticket, &created)) != IB_OK)
     return st;
   if ((st = store_insert_message(tx, ticket, it->msg, it->in->raw, it->in->rebuilt,
                                  it->in->event_id, &message)) != IB_OK)
     return st;
+  if ((st = thread_record(tx, opt, it->msg, ticket, created, message, &changed, &loop)) != IB_OK)
+    return st;
   if (created && (st = store_add_event(tx, "ticket.created", ticket, message)) != IB_OK)
     return st;
   if ((st = store_add_event(tx, "message.created", ticket, message)) != IB_OK)
+    return st;
+  if (changed && (st = store_add_event(tx, "ticket.updated", ticket, message)) != IB_OK)
     return st;
   it->result.ticket_id = ticket;
   it->result.message_id = message;
   it->result.duplicate = 0;
   g_strlcpy(it->result.classification, ib_class_str(it->msg->classification),
             sizeof it->result.classification);
+  g_strlcpy(it->result.thread_reason, it->msg->thread_reason ? it->msg->thread_reason : "",
+            sizeof it->result.thread_reason);
   return IB_OK;
 }
 
@@ -101,7 +108,7 @@ ingest_job(ib_tx *tx, void *arg)
 {
   pipeline_batch *b = arg;
   for (guint i = 0; i < b->items->len; i++) {
-    ib_status st = store_item(tx, g_ptr_array_index(b->items, i));
+    ib_status st = store_item(tx, b->opt, g_ptr_array_index(b->items, i));
     if (st != IB_OK)
       return st;
   }
@@ -109,14 +116,17 @@ ingest_job(ib_tx *tx, void *arg)
 }
 
 void
-pipeline_submit(ib_store *store, pipeline_batch *b, store_done_fn done, void *arg)
+pipeline_submit(ib_store *store, const thread_options *opt, pipeline_batch *b,
+                store_done_fn done, void *arg)
 {
+  b->opt = opt;
   store_submit(store, ingest_job, b, done, arg);
 }
 
 ib_status
-pipeline_store(ib_store *store, pipeline_batch *b)
+pipeline_store(ib_store *store, const thread_options *opt, pipeline_batch *b)
 {
+  b->opt = opt;
   return store_run(store, ingest_job, b);
 }
 

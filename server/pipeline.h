@@ -10,12 +10,14 @@
 #include "inbound.h"
 #include "mime.h"
 #include "store.h"
+#include "thread.h"
 
 typedef struct pipeline_result {
   int64_t ticket_id;
   int64_t message_id;
   int duplicate;
   char classification[16];
+  char thread_reason[16];
 } pipeline_result;
 
 typedef struct pipeline_batch pipeline_batch;
@@ -26,12 +28,14 @@ typedef struct pipeline_batch pipeline_batch;
 ib_status pipeline_prepare(GPtrArray *inbounds, const mime_limits *limits,
                            pipeline_batch **batch_out);
 
-/* Store the whole batch in one job (all or nothing). DONE(ARG, status) runs on the
- * writer thread after the commit; the batch stays owned by the caller. */
-void pipeline_submit(ib_store *store, pipeline_batch *batch, store_done_fn done, void *arg);
+/* Store the whole batch in one job (all or nothing), threading with OPT (borrowed until
+ * DONE). DONE(ARG, status) runs on the writer thread after the commit; the batch stays
+ * owned by the caller. */
+void pipeline_submit(ib_store *store, const thread_options *opt, pipeline_batch *batch,
+                     store_done_fn done, void *arg);
 
 /* As pipeline_submit(), waiting for the commit. */
-ib_status pipeline_store(ib_store *store, pipeline_batch *batch);
+ib_status pipeline_store(ib_store *store, const thread_options *opt, pipeline_batch *batch);
 
 /* Results after a successful commit. */
 guint pipeline_count(const pipeline_batch *batch);

@@ -65,6 +65,10 @@ cmd_serve(int argc, char **argv)
     config_free(&cfg);
     return st == IB_ERR_UNSUPPORTED ? 78 : 75;
   }
+  srv.threading.reply_domain = cfg.reply_domain;
+  srv.threading.secret = store_reply_secret(srv.store);
+  srv.threading.auto_limit = (int)cfg.auto_reply_limit;
+  srv.threading.auto_window_minutes = (int)cfg.auto_reply_window_minutes;
   srv.feed = feed_new(srv.store);
   store_on_commit(srv.store, feed_notify, srv.feed);
   unsigned port = 0;

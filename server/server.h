@@ -10,6 +10,7 @@
 #include "feed.h"
 #include "mime.h"
 #include "store.h"
+#include "thread.h"
 
 struct MHD_Daemon;
 
@@ -18,6 +19,7 @@ struct ib_server {
   ib_store *store;
   ib_feed *feed;
   mime_limits limits;
+  thread_options threading;
 
   /* HTTP (http.c) */
   struct MHD_Daemon *daemon;

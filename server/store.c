@@ -231,6 +231,27 @@ store_now(const ib_tx *tx)
 
 /* ---- Open / close ------------------------------------------------------------------ */
 
+static ib_status
+load_secret(ib_store *s, char **error_out)
+{
+  sqlite3_stmt *st = db_stmt(s->writer, "SELECT value FROM meta WHERE key = 'reply_secret'");
+  if (st && sqlite3_step(st) == SQLITE_ROW)
+    s->reply_secret = g_strdup((const char *)sqlite3_column_text(st, 0));
+  if (st)
+    sqlite3_reset(st);
+  if (!s->reply_secret) {
+    *error_out = g_strdup_printf("database %s has no reply secret", s->path);
+    return IB_ERR_STORAGE;
+  }
+  return IB_OK;
+}
+
+const char *
+store_reply_secret(ib_store *s)
+{
+  return s->reply_secret;
+}
+
 ib_status
 store_open(const char *path, const store_options *opts, ib_store **store_out, char **error_out)
 {
@@ -255,6 +276,8 @@ store_open(const char *path, const store_options *opts, ib_store **store_out, ch
   ib_status st = db_open(path, s->busy_ms, &s->writer, error_out);
   if (st == IB_OK)
     st = migrate(s->writer, path, error_out);
+  if (st == IB_OK)
+    st = load_secret(s, error_out);
   if (st != IB_OK) {
     db_close(s->writer);
     s->writer = NULL;
@@ -299,6 +322,7 @@ store_close(ib_store *s)
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->wake);
   g_free(s->public_url);
+  g_free(s->reply_secret);
   g_free(s->path);
   g_free(s);
 }
@@ -455,11 +479,10 @@ done:
 }
 
 ib_status
-store_create_ticket(ib_tx *tx, const ib_message *m, int64_t *ticket_out)
+store_create_ticket(ib_tx *tx, const ib_message *m, const char *status, int64_t *ticket_out)
 {
-  static const char sql[] =
-      "INSERT INTO tickets (subject, customer_name, customer_address, created_at, updated_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?4)";
+  static const char sql[] = "INSERT INTO tickets (subject, customer_name, customer_address, "
+                            "created_at, updated_at, status) VALUES (?1, ?2, ?3, ?4, ?4, ?5)";
   sqlite3_stmt *st = db_stmt(tx->db, sql);
   if (!st)
     return IB_ERR_INTERNAL;
@@ -467,6 +490,7 @@ store_create_ticket(ib_tx *tx, const ib_message *m, int64_t *ticket_out)
   store_bind_text_or_null(st, 2, m->from ? m->from->name : NULL);
   store_bind_text_or_null(st, 3, m->from ? m->from->address : NULL);
   sqlite3_bind_text(st, 4, tx->now, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, status, -1, SQLITE_STATIC);
   ib_status rc = store_step_done(tx->db, st, "create a ticket");
   if (rc == IB_OK)
     *ticket_out = sqlite3_last_insert_rowid(db_handle(tx->db));

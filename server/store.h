@@ -81,8 +81,10 @@ typedef struct store_msg_ref {
 ib_status store_find_duplicate(ib_tx *tx, const ib_message *msg, const char *event_id,
                                store_msg_ref *ref_out);
 
-/* Create a ticket for MSG (subject, customer = its sender) and return its id. */
-ib_status store_create_ticket(ib_tx *tx, const ib_message *msg, int64_t *ticket_out);
+/* Create a ticket for MSG (subject, customer = its sender) with STATUS ("open", or
+ * "closed" for a machine message nobody needs to answer) and return its id. */
+ib_status store_create_ticket(ib_tx *tx, const ib_message *msg, const char *status,
+                              int64_t *ticket_out);
 
 /* Store MSG (document, RAW bytes, attachments) in TICKET_ID and update the ticket's
  * counters and activity. REBUILT marks synthesized raw bytes. *MESSAGE_OUT gets its id. */
@@ -99,6 +101,51 @@ ib_status store_update_ticket(ib_tx *tx, int64_t id, const char *status, const c
 /* Append an event of TYPE ("message.created", "ticket.created", "ticket.updated") to the
  * change feed. MESSAGE_ID may be 0. */
 ib_status store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_id);
+
+/* ---- Conversations (store_conversation.c; inside a job unless said otherwise) ---- */
+
+/* The secret of signed reply addresses (hex), generated once per database. Borrowed for
+ * the store's life. Any thread. */
+const char *store_reply_secret(ib_store *store);
+
+/* The ticket of the newest message stored with Message-ID MSGID (no <>), inbound or
+ * outbound. IB_ERR_NOT_FOUND when there is none. */
+ib_status store_ticket_of_message_id(ib_tx *tx, const char *msgid, int64_t *ticket_out);
+
+typedef struct store_ticket_brief {
+  char *subject, *customer_name, *customer_address; /* new, may be NULL */
+  char status[16];
+} store_ticket_brief;
+
+/* What the threader and agent replies need of a ticket. IB_ERR_NOT_FOUND if none.
+ * Release with store_ticket_brief_clear(). */
+ib_status store_ticket_brief_get(ib_tx *tx, int64_t ticket, store_ticket_brief *out);
+void store_ticket_brief_clear(store_ticket_brief *brief);
+
+/* Participants: the customer, Cc'd addresses and agents of a ticket (case-insensitive). */
+ib_status store_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_out);
+ib_status store_add_participant(ib_tx *tx, int64_t ticket, const char *address,
+                                const char *role);
+
+/* Automatic messages (auto_reply, bounce) from ADDRESS stored at or after SINCE. */
+ib_status store_count_automatic(ib_tx *tx, const char *address, const char *since,
+                                int *count_out);
+
+/* Mark a stored message as part of a suspected mail loop (not forwarded). */
+ib_status store_flag_loop(ib_tx *tx, int64_t message_id);
+
+/* Add or upgrade ADDRESS on the suppression list (REASON hard_bounce, soft_bounce or
+ * complaint; a soft bounce never downgrades an entry). */
+ib_status store_add_suppression(ib_tx *tx, const char *address, const char *reason,
+                                const char *status, const char *diagnostic, int64_t message_id);
+
+/* Message-IDs of ticket TICKET oldest first into IDS_OUT (char*, new), and the newest
+ * inbound one into *LAST_INBOUND_OUT (new, NULL if none). */
+ib_status store_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out,
+                           char **last_inbound_out);
+
+/* {"suppressions": [...]} newest first (any thread). */
+ib_status store_suppressions(ib_store *store, json_t **doc_out);
 
 /* ---- Reads (any thread) -------------------------------------------------------------- */
 

@@ -28,6 +28,7 @@ struct ib_store {
   int commit_batch;
   int busy_ms;
   char *public_url;
+  char *reply_secret;
 
   ib_db *writer;
   pthread_t writer_thread;
