@@ -677,3 +677,47 @@ quote_is_contact(const char *norm)
   }
   return FALSE;
 }
+
+/* Count (and report) the entries of TABLE that are not in quote_norm() form. */
+static gsize
+check_list(const char *const *table, gsize n, void (*report)(const char *entry))
+{
+  gsize bad = 0;
+  for (gsize i = 0; i < n; i++) {
+    if (!table[i] || !table[i][0]) continue;
+    char *trimmed = g_strstrip(g_strdup(table[i]));
+    char *norm = quote_norm(table[i], -1);
+    if (strcmp(trimmed, norm) != 0) {
+      bad++;
+      if (report) report(table[i]);
+    }
+    g_free(trimmed);
+    g_free(norm);
+  }
+  return bad;
+}
+
+gsize
+quote_tables_check(void (*report)(const char *entry))
+{
+  gsize bad = 0;
+  for (gsize i = 0; i < G_N_ELEMENTS(strict_shapes); i++) {
+    const char *parts[] = {strict_shapes[i].start, strict_shapes[i].middle, strict_shapes[i].end};
+    bad += check_list(parts, G_N_ELEMENTS(parts), report);
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(field_labels); i++)
+    bad += check_list(&field_labels[i].label, 1, report);
+  for (gsize i = 0; i < G_N_ELEMENTS(footer_shapes); i++) {
+    const char *parts[] = {footer_shapes[i].start, footer_shapes[i].end};
+    bad += check_list(parts, G_N_ELEMENTS(parts), report);
+  }
+  const char *const *lists[] = {loose_endings,    separator_words, forward_words,   forward_phrases,
+                                forward_prefixes, device_words,    footer_prefixes, valedictions};
+  for (gsize i = 0; i < G_N_ELEMENTS(lists); i++) {
+    gsize n = 0;
+    while (lists[i][n])
+      n++;
+    bad += check_list(lists[i], n, report);
+  }
+  return bad;
+}

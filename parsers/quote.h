@@ -7,7 +7,8 @@
  * no-break space is a space and a full-width colon a colon), case-folded (so "ß" is
  * "ss"), blanks collapsed to single spaces, trimmed, and a space before a final colon
  * removed ("a écrit :" is "a écrit:"). The tables of phrases in quote.c are written in
- * that form; tests/unit/test_strip.c checks that they are. */
+ * that form (typographic apostrophes are plain ones too); tests/unit/test_strip.c
+ * checks that they are, through quote_tables_check(). */
 #ifndef INBOXD_QUOTE_H
 #define INBOXD_QUOTE_H
 
@@ -74,5 +75,10 @@ gboolean quote_is_valediction(const char *norm);
  * address, a web address, a phone number (seven digits or more) or " | " separators.
  * NORM is borrowed. */
 gboolean quote_is_contact(const char *norm);
+
+/* Check that every phrase in the tables of quote.c is written in quote_norm() form (a
+ * phrase that is not can never match). Calls REPORT (may be NULL) with each offending
+ * phrase, borrowed. Returns how many there are: 0 is right. For the unit tests. */
+gsize quote_tables_check(void (*report)(const char *entry));
 
 #endif

@@ -133,7 +133,7 @@ attribution_at(const text_body *b, gsize i, gboolean loose)
   if (quote_is_attribution(l->norm, loose)) return 1;
   if (i + 1 >= b->n) return 0;
   const text_line *next = &b->lines[i + 1];
-  if (is_blank(next) || next->quoted || quote_is_attribution(next->norm, TRUE)) return 0;
+  if (is_blank(next) || next->quoted || quote_is_attribution(next->norm, FALSE)) return 0;
   /* A sentence ends before a line break; a wrapped attribution does not. */
   size_t len = strlen(l->norm);
   if (strchr(".?!", l->norm[len - 1])) return 0;
@@ -447,6 +447,14 @@ doc_next(xmlNodePtr n, gboolean descend)
   return NULL;
 }
 
+/* End the current line of OUT, once: where blocks meet there is one line break, so a
+ * header block made of <div>s or <br>s reads as consecutive lines. */
+static void
+line_break(GString *out)
+{
+  if (out->len > 0 && out->str[out->len - 1] != '\n') g_string_append_c(out, '\n');
+}
+
 /* Append the text of N's subtree to OUT as a reader sees it: source line breaks are
  * blanks, block elements and <br> are line breaks. */
 static void
@@ -459,10 +467,10 @@ gather_text(xmlNodePtr n, GString *out, gsize max, int depth)
     return;
   }
   if (n->type != XML_ELEMENT_NODE || is_skipped(n)) return;
-  if (is_block(n)) g_string_append_c(out, '\n');
+  if (is_block(n)) line_break(out);
   for (xmlNodePtr c = n->children; c; c = c->next)
     gather_text(c, out, max, depth + 1);
-  if (is_block(n)) g_string_append_c(out, '\n');
+  if (is_block(n)) line_break(out);
 }
 
 /* The text of N's subtree (new string, valid UTF-8, at most about MAX bytes). */
@@ -485,7 +493,7 @@ text_from(xmlNodePtr n, gsize max)
     gather_text(n, out, max, 0);
     while (n && !n->next) {
       n = n->parent;
-      if (n && is_block(n)) g_string_append_c(out, '\n');
+      if (n && is_block(n)) line_break(out);
     }
     if (n) n = n->next;
   }
@@ -689,6 +697,21 @@ is_outlook_border(xmlNodePtr n)
   return hit;
 }
 
+/* TRUE when N has visible text outside its blockquotes and Gmail attribution. */
+static gboolean
+has_own_text(xmlNodePtr n, int depth)
+{
+  if (depth > PEEK_MAX_DEPTH) return FALSE;
+  for (xmlNodePtr c = n->children; c; c = c->next) {
+    if (is_text(c) && !is_blank_text(c)) return TRUE;
+    if (c->type != XML_ELEMENT_NODE || is_skipped(c) || is_element(c, "blockquote") ||
+        attr_has_token(c, "class", "gmail_attr"))
+      continue;
+    if (has_own_text(c, depth + 1)) return TRUE;
+  }
+  return FALSE;
+}
+
 typedef enum html_action {
   HTML_KEEP = 0, /* look inside */
   HTML_REMOVE,   /* remove this subtree (a quote, a signature) and go on */
@@ -721,9 +744,14 @@ classify_element(xmlNodePtr n)
     act = HTML_REMOVE;
     goto done;
   }
+  /* Gmail puts inline answers inside its quote container, between the quoted
+   * blockquotes: then only the attribution and the blockquotes go. */
+  if (attr_has_token(n, "class", "gmail_quote") && !is_element(n, "blockquote") &&
+      has_own_text(n, 0))
+    goto done;
   /* Quotes that can sit between the customer's answers. */
-  if (attr_has_token(n, "class", "gmail_quote") || attr_has_token(n, "class", "yahoo_quoted") ||
-      (id && g_str_has_prefix(id, "yahoo_quoted")) ||
+  if (attr_has_token(n, "class", "gmail_attr") || attr_has_token(n, "class", "gmail_quote") ||
+      attr_has_token(n, "class", "yahoo_quoted") || (id && g_str_has_prefix(id, "yahoo_quoted")) ||
       attr_has_token(n, "class", "moz-cite-prefix") ||
       (is_element(n, "blockquote") && attr_is(n, "type", "cite"))) {
     act = quote_or_forward(n, HTML_REMOVE);
