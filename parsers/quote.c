@@ -20,13 +20,18 @@ char *
 quote_norm(const char *line, gssize len)
 {
   char *valid = g_utf8_make_valid(line, len);
-  char *nfkc = g_utf8_normalize(valid, -1, G_NORMALIZE_ALL_COMPOSE);
-  char *fold = g_utf8_casefold(nfkc ? nfkc : valid, -1);
+  gboolean ascii = TRUE;
+  for (const char *p = valid; *p && ascii; p++)
+    ascii = (unsigned char)*p < 0x80;
+  /* NFKC and case folding are the identity and tolower on ASCII: most lines are, and
+   * the Unicode tables are the cost of stripping a long body. */
+  char *nfkc = ascii ? NULL : g_utf8_normalize(valid, -1, G_NORMALIZE_ALL_COMPOSE);
+  char *fold = ascii ? g_ascii_strdown(valid, -1) : g_utf8_casefold(nfkc ? nfkc : valid, -1);
   GString *out = g_string_sized_new(strlen(fold));
   gboolean blank = FALSE;
 
   for (const char *p = fold; *p; p = g_utf8_next_char(p)) {
-    gunichar c = g_utf8_get_char(p);
+    gunichar c = ascii ? (gunichar)*p : g_utf8_get_char(p);
     if (g_unichar_isspace(c) || c == 0x200B || c == 0xFEFF) {
       blank = TRUE;
       continue;
@@ -35,7 +40,10 @@ quote_norm(const char *line, gssize len)
     blank = FALSE;
     if (c == 0x2019) /* "iPhone’umdan": typographic apostrophes are apostrophes */
       c = '\'';
-    g_string_append_unichar(out, c);
+    if (c < 0x80)
+      g_string_append_c(out, (char)c);
+    else
+      g_string_append_unichar(out, c);
   }
   /* French puts a (no-break) space before the colon: "a écrit :". */
   if (out->len >= 2 && out->str[out->len - 1] == ':' && out->str[out->len - 2] == ' ')
@@ -123,6 +131,11 @@ static const char *const loose_endings[] = {
     "skrev:",   ">:",      ">):",      "]:",          NULL,
 };
 
+/* Shapes that are only trusted when quoted lines follow. */
+static const attribution_shape loose_shapes[] = {
+    {"", " schrieb am ", ":"}, /* de (Gmail mobile: "<name> <addr> schrieb am <date>:") */
+};
+
 static gboolean
 shape_matches(const attribution_shape *sh, const char *s, size_t len)
 {
@@ -149,6 +162,8 @@ quote_is_attribution(const char *norm, gboolean loose)
   if (!loose) return FALSE;
   for (size_t i = 0; loose_endings[i]; i++)
     if (has_suffix(norm, len, loose_endings[i])) return TRUE;
+  for (size_t i = 0; i < G_N_ELEMENTS(loose_shapes); i++)
+    if (shape_matches(&loose_shapes[i], norm, len)) return TRUE;
   return FALSE;
 }
 
@@ -703,6 +718,10 @@ quote_tables_check(void (*report)(const char *entry))
   gsize bad = 0;
   for (gsize i = 0; i < G_N_ELEMENTS(strict_shapes); i++) {
     const char *parts[] = {strict_shapes[i].start, strict_shapes[i].middle, strict_shapes[i].end};
+    bad += check_list(parts, G_N_ELEMENTS(parts), report);
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(loose_shapes); i++) {
+    const char *parts[] = {loose_shapes[i].start, loose_shapes[i].middle, loose_shapes[i].end};
     bad += check_list(parts, G_N_ELEMENTS(parts), report);
   }
   for (gsize i = 0; i < G_N_ELEMENTS(field_labels); i++)

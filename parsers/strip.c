@@ -578,6 +578,13 @@ is_attribution_text(const char *text, gboolean loose)
   return hit;
 }
 
+/* Attributions and header labels end in a colon, ASCII or full-width. */
+static gboolean
+has_colon(const char *s)
+{
+  return strchr(s, ':') || strstr(s, "\xef\xbc\x9a");
+}
+
 static void
 remove_node(xmlNodePtr n)
 {
@@ -771,8 +778,8 @@ classify_element(xmlNodePtr n)
   /* "<div>On ... wrote:</div>" over unquoted history (clients without a quote class). */
   if (is_element(n, "div") || is_element(n, "p")) {
     char *text = node_text(n, ATTRIBUTION_PEEK_BYTES);
-    if (strlen(text) < ATTRIBUTION_PEEK_BYTES && is_attribution_text(text, FALSE) &&
-        !blockquote_follows(n))
+    if (strlen(text) < ATTRIBUTION_PEEK_BYTES && has_colon(text) &&
+        is_attribution_text(text, FALSE) && !blockquote_follows(n))
       act = HTML_CUT;
     g_free(text);
   }
@@ -786,6 +793,8 @@ static html_action
 classify_text(xmlNodePtr n)
 {
   if (!n->content || strlen((const char *)n->content) > ATTRIBUTION_PEEK_BYTES) return HTML_KEEP;
+  if (!has_colon((const char *)n->content) && !strchr((const char *)n->content, '-'))
+    return HTML_KEEP; /* no marker, label or attribution: the common case, made cheap */
   html_action act = HTML_KEEP;
   char *norm = quote_norm((const char *)n->content, -1);
   if (quote_is_forward_marker(norm)) {
@@ -891,6 +900,25 @@ has_content(xmlDocPtr doc)
   return FALSE;
 }
 
+/* libxml2 drops namespace prefixes from HTML tag names, so Word's empty paragraph
+ * marks, <o:p>&nbsp;</o:p>, come back as <p> inside <p>, which a browser renders as
+ * extra empty paragraphs. Its parser never nests a real <p> directly in a <p>, so an
+ * empty or blank <p> under a <p> is one of those: give it its name back. */
+static void
+restore_office_p(xmlDocPtr doc)
+{
+  for (xmlNodePtr n = xmlDocGetRootElement(doc); n; n = doc_next(n, TRUE)) {
+    if (!is_element(n, "p")) continue;
+    gboolean nested = FALSE;
+    for (xmlNodePtr a = n->parent; a && !nested; a = a->parent)
+      nested = is_element(a, "p");
+    gboolean blank = TRUE;
+    for (xmlNodePtr c = n->children; c && blank; c = c->next)
+      blank = is_blank_text(c);
+    if (nested && blank) xmlNodeSetName(n, (const xmlChar *)"o:p");
+  }
+}
+
 /* A <meta> naming the charset the mail was sent in would lie about the UTF-8 we
  * write: make every charset declaration say UTF-8 (none is added). */
 static void
@@ -917,6 +945,7 @@ html_serialize(xmlDocPtr doc)
 {
   char *out = NULL;
   fix_meta_charset(doc);
+  restore_office_p(doc);
   xmlOutputBufferPtr buf = xmlAllocOutputBuffer(NULL);
   if (!buf) return NULL;
   htmlDocContentDumpFormatOutput(buf, doc, "UTF-8", 0);

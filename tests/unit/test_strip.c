@@ -335,6 +335,13 @@ test_html_edges(void)
   CHECK(got && !strstr(got, "alt"));
   g_free(got);
 
+  /* Word's <o:p> marks keep their name (libxml2 drops the prefix). */
+  got = strip_html("<p class=MsoNormal>Hi<o:p></o:p></p><p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+                   "<blockquote type=cite>old</blockquote>");
+  CHECK(got && strstr(got, "Hi<o:p></o:p></p>"));
+  CHECK(got && !strstr(got, "<p></p>"));
+  g_free(got);
+
   /* Deep nesting must neither overflow the stack nor fail. */
   GString *deep = g_string_new("<html><body><p>Top</p>");
   for (int i = 0; i < 5000; i++)
@@ -390,6 +397,21 @@ test_large_body(void)
   CHECK(strstr(got, "question") == NULL);
   g_free(got);
   g_string_free(body, TRUE);
+
+  /* A 20 000-paragraph HTML body over a quote: linear as well. */
+  GString *html = g_string_new("<html><body>");
+  for (int i = 0; i < 20000; i++)
+    g_string_append_printf(html, "<div><p>Paragraph %d of the answer.</p></div>", i);
+  g_string_append(html, "<div class=\"gmail_quote\">On Tue, Jan 7, 2025 at 10:00 AM Jane "
+                        "&lt;jane@example.org&gt; wrote:<blockquote>old</blockquote></div>");
+  start = g_get_monotonic_time();
+  got = strip_html(html->str);
+  ms = (double)(g_get_monotonic_time() - start) / 1000.0;
+  fprintf(stderr, "strip_html: %zu bytes in %.1f ms\n", html->len, ms);
+  CHECK(got && strstr(got, "Paragraph 19999 of the answer."));
+  CHECK(got && !strstr(got, ">old<"));
+  g_free(got);
+  g_string_free(html, TRUE);
 }
 
 int
