@@ -43,6 +43,8 @@
 /* A closing block: the closing line plus at most this many short lines. */
 #define CLOSING_MAX_LINES 10
 #define CLOSING_LINE_MAX_CHARS 100
+/* Signature, closing and footer removals at the end of a body, at most. */
+#define SIGNATURE_ROUNDS 4
 
 /* ---------------------------------------------------------------------------------- */
 /* Plain text                                                                          */
@@ -124,13 +126,13 @@ next_nonblank(const text_body *b, gsize i)
   return i;
 }
 
-/* Return how many lines (1 or 2) the attribution that starts at line I spans, or 0.
- * LOOSE as in quote_is_attribution(). */
+/* Return how many lines (1 or 2) the anchored attribution that starts at line I spans,
+ * or 0. */
 static gsize
-attribution_at(const text_body *b, gsize i, gboolean loose)
+attribution_at(const text_body *b, gsize i)
 {
   const text_line *l = &b->lines[i];
-  if (quote_is_attribution(l->norm, loose)) return 1;
+  if (quote_is_attribution(l->norm, FALSE)) return 1;
   if (i + 1 >= b->n) return 0;
   const text_line *next = &b->lines[i + 1];
   if (is_blank(next) || next->quoted || quote_is_attribution(next->norm, FALSE)) return 0;
@@ -210,7 +212,7 @@ scan_text(const text_body *b, kept_text *kept)
       if (forward) kept->forward_at = i;
       return;
     }
-    gsize span = attribution_at(b, i, FALSE);
+    gsize span = attribution_at(b, i);
     gsize after = next_nonblank(b, i + (span ? span : 1));
     gboolean quote_follows = after < b->n && b->lines[after].quoted;
     if (!span && quote_follows && quote_is_attribution(l->norm, TRUE)) span = 1;
@@ -225,11 +227,13 @@ scan_text(const text_body *b, kept_text *kept)
 }
 
 /* Remove, at the end of KEPT, what is clearly not the sender's own words: the
- * signature after "-- ", mobile footers, and a closing block with contact data. */
+ * signature after "-- ", mobile footers, and a closing block with contact data. Each
+ * round removes one of them; a few rounds cover "signature, then footer" and the like,
+ * and the bound keeps a body of a thousand footers linear. */
 static void
 drop_signature(GPtrArray *kept)
 {
-  for (;;) {
+  for (int round = 0; round < SIGNATURE_ROUNDS; round++) {
     drop_trailing_blanks(kept);
     if (kept->len == 0) return;
 
@@ -273,6 +277,7 @@ drop_signature(GPtrArray *kept)
     }
     return;
   }
+  drop_trailing_blanks(kept);
 }
 
 /* Append LINES (borrowed text_line pointers, NULL as blank) to OUT, one per line, without
