@@ -670,6 +670,14 @@ quote_is_valediction(const char *norm)
   return hit;
 }
 
+/* How a signature line with a phone number starts. */
+static const char *const phone_labels[] = {
+    "tel",      "tél",     "phone",     "mobile",  "mob",    "cell",  "fax",      "t:",
+    "m:",       "p:",      "f:",        "handy",   "móvil",  "movil", "telefone", "telefono",
+    "teléfono", "celular", "cellulare", "телефон", "тел",    "моб",   "电话",     "手机",
+    "電話",     "携帯",    "gsm",       "direct",  "office", NULL,
+};
+
 gboolean
 quote_is_contact(const char *norm)
 {
@@ -677,18 +685,24 @@ quote_is_contact(const char *norm)
   if (at && at != norm && strchr(at, '.')) return TRUE;
   if (strstr(norm, "http://") || strstr(norm, "https://") || strstr(norm, "www.")) return TRUE;
   if (strstr(norm, " | ")) return TRUE;
-  /* A phone number: seven digits or more, with only phone punctuation between. */
+  /* A phone number: seven digits or more with only phone punctuation between, written
+   * internationally ("+49 30 1234567") or after a label ("Tel.: 030 1234567"). A bare
+   * number is more likely an order or invoice number the customer wants us to see. */
+  gboolean label = FALSE;
+  for (size_t i = 0; phone_labels[i] && !label; i++)
+    label = g_str_has_prefix(norm, phone_labels[i]);
   for (const char *p = norm; *p;) {
     if (!g_ascii_isdigit(*p) && *p != '+' && *p != '(') {
       p++;
       continue;
     }
+    gboolean international = *p == '+';
     int digits = 0;
     while (*p && (g_ascii_isdigit(*p) || strchr("+-(). /", *p))) {
       digits += g_ascii_isdigit(*p) != 0;
       p++;
     }
-    if (digits >= 7) return TRUE;
+    if (digits >= 7 && (international || label)) return TRUE;
   }
   return FALSE;
 }
@@ -730,8 +744,9 @@ quote_tables_check(void (*report)(const char *entry))
     const char *parts[] = {footer_shapes[i].start, footer_shapes[i].end};
     bad += check_list(parts, G_N_ELEMENTS(parts), report);
   }
-  const char *const *lists[] = {loose_endings,    separator_words, forward_words,   forward_phrases,
-                                forward_prefixes, device_words,    footer_prefixes, valedictions};
+  const char *const *lists[] = {phone_labels,  loose_endings,   separator_words,
+                                forward_words, forward_phrases, forward_prefixes,
+                                device_words,  footer_prefixes, valedictions};
   for (gsize i = 0; i < G_N_ELEMENTS(lists); i++) {
     gsize n = 0;
     while (lists[i][n])

@@ -307,7 +307,8 @@ strip_text(const char *text)
 
   if (!text) return g_strdup("");
   char *valid = g_utf8_make_valid(text, -1);
-  text_body_split(valid, &b);
+  /* A byte-order mark is no text; some clients put one before the body. */
+  text_body_split(g_str_has_prefix(valid, "\xef\xbb\xbf") ? valid + 3 : valid, &b);
   g_free(valid);
 
   scan_text(&b, &kept);

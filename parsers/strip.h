@@ -14,8 +14,8 @@ char *strip_text(const char *text);
 
 /* Return HTML (UTF-8) without its quoted history (gmail_quote, divRplyFwdMsg,
  * blockquote type=cite, ...), marked signatures and trailing mobile footers, serialized
- * as UTF-8. Returns a new string (g_free), or NULL when nothing was found to strip,
- * when the HTML is forwarded content, or when nothing visible would be left. HTML is
+ * as UTF-8. Returns a new string (g_free), or NULL when nothing was found to strip
+ * (forwarded content is kept, not stripped) or nothing visible would be left. HTML is
  * borrowed. */
 char *strip_html(const char *html);
 

@@ -283,6 +283,10 @@ test_classifiers(void)
   CHECK(quote_is_contact("jane@example.org"));
   CHECK(!quote_is_contact("jane doe"));
   CHECK(!quote_is_contact("order 4821"));
+  CHECK(!quote_is_contact("order #48219930"));
+  CHECK(!quote_is_contact("invoice 2025-0042-17"));
+  CHECK(quote_is_contact("tel.: 030 1234567"));
+  CHECK(quote_is_contact("+49 30 1234567"));
 }
 
 static void
@@ -300,6 +304,7 @@ test_text_edges(void)
   check_text("", "");
   check_text(" \r\n\t\n", "");
   check_text("a\rb\r\rc", "a\nb\n\nc");
+  check_text("\xef\xbb\xbfHello\n> old", "Hello");
   /* Two wrapped-attribution traps: a sentence above the attribution stays. */
   check_text("Fixed, thanks.\nOn Tue, Jan 7, 2025 at 10:00 AM Jane <jane@example.org> wrote:\n"
              "> old",
