@@ -70,18 +70,23 @@ in_list(const char *s, const char *const *list)
   return FALSE;
 }
 
-/* The proof that a line was written by a mail client and not typed: an address, a
- * time of day ("10:00"), a year ("2025") or a numeric date ("07.01.25", "1/7/25"). */
+/* The proof that a line was written by a mail client and not typed: an address or a
+ * time of day ("10:00"); unless STRONG, also a year ("2025") or a numeric date
+ * ("07.01.25", "1/7/25"). People write dates in sentences; they rarely add the time. */
 static gboolean
-has_client_evidence(const char *s)
+has_client_evidence(const char *s, gboolean strong)
 {
   if (strchr(s, '@')) return TRUE;
   for (const char *p = s; *p; p++) {
     if (!g_ascii_isdigit(*p)) continue;
     size_t run = strspn(p, "0123456789");
     const char *q = p + run;
-    if (run == 4 && (p[0] == '1' || p[0] == '2') && (p[1] == '9' || p[1] == '0')) return TRUE;
     if (run <= 2 && *q == ':' && g_ascii_isdigit(q[1]) && g_ascii_isdigit(q[2])) return TRUE;
+    if (strong) {
+      p = q - 1;
+      continue;
+    }
+    if (run == 4 && (p[0] == '1' || p[0] == '2') && (p[1] == '9' || p[1] == '0')) return TRUE;
     if (run <= 4 && (*q == '.' || *q == '/' || *q == '-') && g_ascii_isdigit(q[1])) {
       size_t run2 = strspn(q + 1, "0123456789");
       const char *r = q + 1 + run2;
@@ -156,7 +161,8 @@ quote_is_attribution(const char *norm, gboolean loose)
   size_t len = strlen(norm);
   if (len == 0 || len > ATTRIBUTION_MAX_BYTES || norm[len - 1] != ':') return FALSE;
   if (norm[0] == '>') return FALSE;
-  if (!has_client_evidence(norm)) return FALSE;
+  /* Without quoted lines after it, only a line a client surely wrote may end the text. */
+  if (!has_client_evidence(norm, !loose)) return FALSE;
   for (size_t i = 0; i < G_N_ELEMENTS(strict_shapes); i++)
     if (shape_matches(&strict_shapes[i], norm, len)) return TRUE;
   if (!loose) return FALSE;
@@ -434,7 +440,7 @@ quote_header_block(char *const *norms, gsize n, gsize i, gboolean *forward_out)
     seen[f] = TRUE;
     end = j + 1;
     if (f == QUOTE_FIELD_FROM || f == QUOTE_FIELD_DATE)
-      evidence = evidence || has_client_evidence(value);
+      evidence = evidence || has_client_evidence(value, FALSE);
     if (f == QUOTE_FIELD_SUBJECT) forward = is_forward_subject(value);
   }
   if (!seen[QUOTE_FIELD_FROM] || !seen[QUOTE_FIELD_SUBJECT] || !evidence) return 0;

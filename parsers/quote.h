@@ -22,10 +22,10 @@ char *quote_norm(const char *line, gssize len);
 /* Return TRUE when NORM is an attribution line that introduces a quote: anchored at
  * both ends in one of the supported languages ("on ... wrote:", "am ... schrieb ...:",
  * "le ... a écrit:", "... tarihinde ... şunu yazdı:", "在 ... 写道:", ...), short, and
- * carrying the evidence a mail client always writes (an address, a time of day, a year
- * or a numeric date). With LOOSE, also accept the looser shapes that are safe only when
- * quoted lines follow ("jane <jane@example.org> wrote:", "... <jane@example.org>:").
- * NORM is borrowed. */
+ * carrying what a mail client writes there and a person rarely does: an address or a
+ * time of day. LOOSE is for a line that quoted lines follow: a year or a numeric date is
+ * then evidence enough, and looser shapes count too ("jane <jane@example.org> wrote:",
+ * "... <jane@example.org>:", "<name> schrieb am <date>:"). NORM is borrowed. */
 gboolean quote_is_attribution(const char *norm, gboolean loose);
 
 /* Return TRUE when NORM is a separator such as "-----original message-----" in one of

@@ -228,6 +228,8 @@ test_classifiers(void)
   /* ... and not a customer's sentence. */
   CHECK(!attribution("On Monday I wrote:", 0));
   CHECK(!attribution("On Monday I wrote:", 1));
+  CHECK(!attribution("On 3 January 2025 I wrote:", 0));
+  CHECK(attribution("On 3 January 2025, Jane wrote:", 1));
   CHECK(!attribution("I wrote to you on 7 Jan 2025 at 10:00:", 0));
   CHECK(!attribution("On 7 Jan 2025 at 10:00 Jane wrote: please call me", 0));
   CHECK(!attribution("As I wrote on 2025-01-07: the invoice is wrong", 1));
