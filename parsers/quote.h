@@ -54,10 +54,12 @@ typedef enum quote_field {
  * is set to the text after the label, borrowed from NORM. */
 quote_field quote_header_field(const char *norm, const char **value_out);
 
-/* Return the number of lines of the quoted header block that starts at NORMS[I] (a
- * "from" line followed, without a blank line, by at least two of date, to and subject
- * in any of the supported languages), or 0 when there is none. *FORWARD_OUT (may be
- * NULL) is set to TRUE when the block's subject has a forward prefix ("fw:", "wg:",
+/* Return the number of lines of the quoted header block that starts at NORMS[I]:
+ * consecutive field lines in any of the supported languages (a line without a label
+ * may continue a wrapped value) holding a from and a subject field, a date or a to
+ * field, and a date, time or address in the from or date value; or 0 when there is
+ * none ("From: Berlin\nTo: Lisbon\nDate: 14 February" is not one). *FORWARD_OUT (may
+ * be NULL) is set to TRUE when the block's subject has a forward prefix ("fw:", "wg:",
  * "tr:", ...). NORMS holds N normalized lines; both are borrowed. */
 gsize quote_header_block(char *const *norms, gsize n, gsize i, gboolean *forward_out);
 
