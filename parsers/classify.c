@@ -19,8 +19,9 @@
 #define BODY_SCAN_BYTES (512 * 1024)
 /* Header bytes read from an attached message (its header block only). */
 #define ATTACHED_HEADER_BYTES (64 * 1024)
-/* A body signature counts on its own only within the first lines of the body. */
-#define SIGNATURE_LINES 3
+/* A body signature counts on its own only as the first non-blank line of the body: MTAs
+ * open with it, while people who paste or quote one write something before it. */
+#define SIGNATURE_LINES 1
 
 /* ------------------------------------------------------------------------------------ */
 /* Small text helpers (ASCII case-insensitive, UTF-8 safe: needles are ASCII).           */
@@ -277,7 +278,7 @@ static const char *const failure_words[] = {
     "delivery attempts will continue", NULL};
 
 static const char *const delay_words[] = {
-    "THIS IS A WARNING ONLY", "has not yet been delivered", "Delivery attempts will continue",
+    "THIS IS A WARNING ONLY", "WARNING MESSAGE ONLY", "has not yet been delivered", "Delivery attempts will continue",
     "has been delayed", "transient non-fatal errors", "temporary problem delivering",
     "will continue to be retried", "will retry until", NULL};
 
@@ -728,33 +729,34 @@ scan_bounce_text(const body *b, GPtrArray *rcpts)
     i = j - 1;
   }
 
-  /* Gmail-style texts give one server answer for the message after a marker line. */
-  int at = find_line(b, 0, diag_markers);
-  if (at < 0 || (guint)at >= stop)
-    return;
-  guint i = (guint)at + 1;
-  while (i < stop && is_blank(b->lines[i]))
-    i++;
-  GPtrArray *block = g_ptr_array_new();
-  for (; i < stop && !is_blank(b->lines[i]); i++)
-    g_ptr_array_add(block, (gpointer)skip_ws(b->lines[i]));
-  for (guint r = 0; r < rcpts->len && block->len; r++) {
-    ib_bounce_rcpt *rc = g_ptr_array_index(rcpts, r);
-    if (rc->diagnostic && rc->status)
-      continue;
-    char *diag = refine_diagnostic(block);
-    char *st = status_of(diag);
-    if (diag && (!rc->diagnostic || st)) {
-      g_free(rc->diagnostic);
-      g_free(rc->status);
-      rc->diagnostic = diag;
-      rc->status = st;
-    } else {
-      g_free(diag);
-      g_free(st);
+  /* Gmail-style texts give one server answer for the message after a marker line;
+   * a later marker with a status code beats an earlier one without. */
+  for (int at = find_line(b, 0, diag_markers); at >= 0 && (guint)at < stop;
+       at = find_line(b, (guint)at + 1, diag_markers)) {
+    guint i = (guint)at + 1;
+    while (i < stop && is_blank(b->lines[i]))
+      i++;
+    GPtrArray *block = g_ptr_array_new();
+    for (; i < stop && !is_blank(b->lines[i]); i++)
+      g_ptr_array_add(block, (gpointer)skip_ws(b->lines[i]));
+    for (guint r = 0; r < rcpts->len && block->len; r++) {
+      ib_bounce_rcpt *rc = g_ptr_array_index(rcpts, r);
+      if (rc->diagnostic && rc->status)
+        continue;
+      char *diag = refine_diagnostic(block);
+      char *st = status_of(diag);
+      if (diag && (!rc->diagnostic || st)) {
+        g_free(rc->diagnostic);
+        g_free(rc->status);
+        rc->diagnostic = diag;
+        rc->status = st;
+      } else {
+        g_free(diag);
+        g_free(st);
+      }
     }
+    g_ptr_array_free(block, TRUE);
   }
-  g_ptr_array_free(block, TRUE);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -868,12 +870,18 @@ classify_bounce(ib_message *msg, const body *b)
   int delayed = subject_matches(msg, delay_subjects) || body_contains(b, delay_words);
   const char *xfailed = ib_message_header(msg, "X-Failed-Recipients");
   if (!rcpts) {
-    int machine = sender_is_mailer(msg, 1) || null_sender(msg);
-    /* A person forwarding a bounce ("Fwd: Undelivered Mail...") has the MTA text in
-     * the body but a forward prefix and no machine sender. */
-    int mta_text = body_has_signature(b) && (machine || !subject_has_reply_prefix(msg->subject));
-    int worded = subject_matches(msg, bounce_subjects) || body_contains(b, failure_words);
-    if (!report && !xfailed && !mta_text && !(machine && worded))
+    /* MAILER-DAEMON or the null sender plus a bounce subject or failure wording; a
+     * postmaster (often a person) only with a bounce subject. */
+    int mailer = sender_is_mailer(msg, 0) || null_sender(msg);
+    int postmaster = !mailer && sender_is_mailer(msg, 1);
+    int bounce_subject = subject_matches(msg, bounce_subjects);
+    int worded = bounce_subject || body_contains(b, failure_words);
+    /* A person forwarding a bounce ("Fwd: Undelivered Mail...") may have the MTA text
+     * at the top of the body, but a forward prefix and no machine sender. */
+    int mta_text = body_has_signature(b) &&
+                   (mailer || postmaster || !subject_has_reply_prefix(msg->subject));
+    if (!report && !xfailed && !mta_text && !(mailer && worded) &&
+        !(postmaster && bounce_subject))
       return NOT_BOUNCE;
     rcpts = g_ptr_array_new_with_free_func(ib_bounce_rcpt_free);
     scan_bounce_text(b, rcpts);
