@@ -19,6 +19,13 @@
 #define BODY_SCAN_BYTES (512 * 1024)
 /* Header bytes read from an attached message (its header block only). */
 #define ATTACHED_HEADER_BYTES (64 * 1024)
+/* Recipients kept per bounce: real bounces list a few; a hostile text must not make the
+ * (linear) duplicate check quadratic. */
+#define MAX_BOUNCE_RCPTS 200
+/* Markers tried per text, and lines read after one: a header block or a server answer
+ * is short, and hostile texts must not make overlapping blocks quadratic. */
+#define MAX_MARKERS 8
+#define MAX_BLOCK_LINES 400
 /* A body signature counts on its own only as the first non-blank line of the body: MTAs
  * open with it, while people who paste or quote one write something before it. */
 #define SIGNATURE_LINES 1
@@ -44,8 +51,7 @@ starts_ci(const char *s, const char *prefix)
 static char *
 clean_dup(const char *s, gssize len)
 {
-  if (!s)
-    return NULL;
+  if (!s) return NULL;
   char *valid = g_utf8_make_valid(s, len);
   GString *out = g_string_new(NULL);
   int pending = 0;
@@ -54,8 +60,7 @@ clean_dup(const char *s, gssize len)
       pending = out->len > 0;
       continue;
     }
-    if (pending)
-      g_string_append_c(out, ' ');
+    if (pending) g_string_append_c(out, ' ');
     pending = 0;
     g_string_append_c(out, *p);
   }
@@ -72,8 +77,7 @@ static char *
 header_token(const ib_message *msg, const char *name)
 {
   const char *v = ib_message_header(msg, name);
-  if (!v)
-    return NULL;
+  if (!v) return NULL;
   v = skip_ws(v);
   size_t n = strcspn(v, " \t;,(");
   return n ? g_ascii_strdown(v, n) : NULL;
@@ -102,8 +106,7 @@ body_load(const ib_message *msg, body *b)
   b->n = g_strv_length(b->lines);
   for (guint i = 0; i < b->n; i++) {
     size_t len = strlen(b->lines[i]);
-    if (len && b->lines[i][len - 1] == '\r')
-      b->lines[i][len - 1] = '\0';
+    if (len && b->lines[i][len - 1] == '\r') b->lines[i][len - 1] = '\0';
   }
 }
 
@@ -126,8 +129,7 @@ static int
 starts_any(const char *t, const char *const *phrases)
 {
   for (const char *const *p = phrases; *p; p++)
-    if (starts_ci(t, *p))
-      return 1;
+    if (starts_ci(t, *p)) return 1;
   return 0;
 }
 
@@ -138,8 +140,7 @@ find_line(const body *b, guint from, const char *const *phrases)
 {
   for (guint i = from; i < b->n; i++) {
     const char *t = skip_ws(b->lines[i]);
-    if (*t != '>' && starts_any(t, phrases))
-      return (int)i;
+    if (*t != '>' && starts_any(t, phrases)) return (int)i;
   }
   return -1;
 }
@@ -148,8 +149,7 @@ static int
 body_contains(const body *b, const char *const *phrases)
 {
   for (const char *const *p = phrases; *p; p++)
-    if (strcasestr(b->text, *p))
-      return 1;
+    if (strcasestr(b->text, *p)) return 1;
   return 0;
 }
 
@@ -162,17 +162,15 @@ body_contains(const body *b, const char *const *phrases)
 static int
 sender_is_mailer(const ib_message *msg, int with_postmaster)
 {
-  static const char *const locals[] = {
-      "mailer-daemon", "mailer_daemon", "mailerdaemon",
-      /* Exchange's fixed system mailbox for NDRs. */
-      "microsoftexchange329e71ec88ae4615bbc36ab6ce41109e", NULL};
+  static const char *const locals[] = {"mailer-daemon", "mailer_daemon", "mailerdaemon",
+                                       /* Exchange's fixed system mailbox for NDRs. */
+                                       "microsoftexchange329e71ec88ae4615bbc36ab6ce41109e", NULL};
   const char *addr = msg->from ? msg->from->address : NULL;
   if (addr) {
     const char *at = strchr(addr, '@');
     size_t n = at ? (size_t)(at - addr) : strlen(addr);
     for (const char *const *l = locals; *l; l++)
-      if (n == strlen(*l) && g_ascii_strncasecmp(addr, *l, n) == 0)
-        return 1;
+      if (n == strlen(*l) && g_ascii_strncasecmp(addr, *l, n) == 0) return 1;
     if (with_postmaster && n == strlen("postmaster") &&
         g_ascii_strncasecmp(addr, "postmaster", n) == 0)
       return 1;
@@ -186,42 +184,68 @@ sender_is_mailer(const ib_message *msg, int with_postmaster)
 static int
 null_sender(const ib_message *msg)
 {
-  if (msg->envelope_from && *msg->envelope_from == '\0')
-    return 1;
+  if (msg->envelope_from && *msg->envelope_from == '\0') return 1;
   const char *rp = ib_message_header(msg, "Return-Path");
-  if (!rp)
-    return 0;
+  if (!rp) return 0;
   char *compact = clean_dup(rp, -1);
   int empty = compact && (strcmp(compact, "<>") == 0 || strcmp(compact, "< >") == 0);
   g_free(compact);
   return empty;
 }
 
-static const char *const bounce_subjects[] = {
-    "Undelivered Mail Returned to Sender", "Undelivered Mail", "Undeliverable",
-    "Mail delivery failed", "Mail Delivery Failure", "Delivery Status Notification",
-    "Delivery Failure", "Delivery failed", "Delivery Notification", "Message delivery failure",
-    "Failure notice", "Returned mail", "Mail System Error", "Nondeliverable",
-    "Non-delivery", "Message not delivered", "Returned to sender", "Delayed Mail",
-    "Delivery delayed", "Mail delivery delayed", "Warning: could not send message",
-    "Unzustellbar", "Nicht zustellbar", "Non remis", "Non distribuable", "Non recapitabile",
-    "No se puede entregar", "Onbestelbaar", "Não é possível entregar", "Teslim edilemedi",
-    "Iletilemedi", "Недоставленное сообщение", "Не удается доставить", "无法投递", "無法傳遞",
-    "配信不能", NULL};
+static const char *const bounce_subjects[] = {"Undelivered Mail Returned to Sender",
+                                              "Undelivered Mail",
+                                              "Undeliverable",
+                                              "Mail delivery failed",
+                                              "Mail Delivery Failure",
+                                              "Delivery Status Notification",
+                                              "Delivery Failure",
+                                              "Delivery failed",
+                                              "Delivery Notification",
+                                              "Message delivery failure",
+                                              "Failure notice",
+                                              "Returned mail",
+                                              "Mail System Error",
+                                              "Nondeliverable",
+                                              "Non-delivery",
+                                              "Message not delivered",
+                                              "Returned to sender",
+                                              "Delayed Mail",
+                                              "Delivery delayed",
+                                              "Mail delivery delayed",
+                                              "Warning: could not send message",
+                                              "Unzustellbar",
+                                              "Nicht zustellbar",
+                                              "Non remis",
+                                              "Non distribuable",
+                                              "Non recapitabile",
+                                              "No se puede entregar",
+                                              "Onbestelbaar",
+                                              "Não é possível entregar",
+                                              "Teslim edilemedi",
+                                              "Iletilemedi",
+                                              "Недоставленное сообщение",
+                                              "Не удается доставить",
+                                              "无法投递",
+                                              "無法傳遞",
+                                              "配信不能",
+                                              NULL};
 
-static const char *const delay_subjects[] = {
-    "Delivery Status Notification (Delay)", "Delayed Mail", "Delivery delayed",
-    "Mail delivery delayed", "Warning: could not send message", "Warning: message", NULL};
+static const char *const delay_subjects[] = {"Delivery Status Notification (Delay)",
+                                             "Delayed Mail",
+                                             "Delivery delayed",
+                                             "Mail delivery delayed",
+                                             "Warning: could not send message",
+                                             "Warning: message",
+                                             NULL};
 
 static int
 subject_matches(const ib_message *msg, const char *const *list)
 {
-  if (!msg->subject)
-    return 0;
+  if (!msg->subject) return 0;
   const char *s = skip_ws(msg->subject);
   for (const char *const *p = list; *p; p++)
-    if (starts_ci(s, *p))
-      return 1;
+    if (starts_ci(s, *p)) return 1;
   return 0;
 }
 
@@ -235,9 +259,9 @@ static const signature signatures[] = {
     {"This message was created automatically by mail delivery software", NULL}, /* Exim */
     {"Hi. This is the qmail-send program", NULL},
     {"Sorry, we were unable to deliver your message to the following address", NULL}, /* Yahoo */
-    {"Delivery has failed to these recipients or groups", NULL}, /* Exchange */
+    {"Delivery has failed to these recipients or groups", NULL},                      /* Exchange */
     {"Your message to", "Diagnostic information for administrators"}, /* Microsoft 365 */
-    {"This is the mail system at host", "could not be delivered"},   /* Postfix */
+    {"This is the mail system at host", "could not be delivered"},    /* Postfix */
     {"The original message was received at", "----- The following addresses had"}, /* Sendmail */
     {"** Address not found **", "wasn't delivered to"},                            /* Gmail */
     {"Address not found", "wasn't delivered to"},
@@ -257,11 +281,9 @@ body_has_signature(const body *b)
   guint seen = 0;
   for (guint i = 0; i < b->n && seen < SIGNATURE_LINES; i++) {
     const char *t = skip_ws(b->lines[i]);
-    if (!*t)
-      continue;
+    if (!*t) continue;
     seen++;
-    if (*t == '>')
-      return 0;
+    if (*t == '>') return 0;
     for (size_t s = 0; s < G_N_ELEMENTS(signatures); s++)
       if (starts_ci(t, signatures[s].opening) &&
           (!signatures[s].second || strcasestr(b->text, signatures[s].second)))
@@ -270,17 +292,33 @@ body_has_signature(const body *b)
   return 0;
 }
 
-static const char *const failure_words[] = {
-    "could not be delivered", "couldn't be delivered", "wasn't delivered",
-    "was not delivered", "undeliverable", "delivery failed", "delivery has failed",
-    "permanent error", "permanent fatal error", "failed permanently", "user unknown",
-    "mailbox unavailable", "delivery to the following", "not yet been delivered",
-    "delivery attempts will continue", NULL};
+static const char *const failure_words[] = {"could not be delivered",
+                                            "couldn't be delivered",
+                                            "wasn't delivered",
+                                            "was not delivered",
+                                            "undeliverable",
+                                            "delivery failed",
+                                            "delivery has failed",
+                                            "permanent error",
+                                            "permanent fatal error",
+                                            "failed permanently",
+                                            "user unknown",
+                                            "mailbox unavailable",
+                                            "delivery to the following",
+                                            "not yet been delivered",
+                                            "delivery attempts will continue",
+                                            NULL};
 
-static const char *const delay_words[] = {
-    "THIS IS A WARNING ONLY", "WARNING MESSAGE ONLY", "has not yet been delivered", "Delivery attempts will continue",
-    "has been delayed", "transient non-fatal errors", "temporary problem delivering",
-    "will continue to be retried", "will retry until", NULL};
+static const char *const delay_words[] = {"THIS IS A WARNING ONLY",
+                                          "WARNING MESSAGE ONLY",
+                                          "has not yet been delivered",
+                                          "Delivery attempts will continue",
+                                          "has been delayed",
+                                          "transient non-fatal errors",
+                                          "temporary problem delivering",
+                                          "will continue to be retried",
+                                          "will retry until",
+                                          NULL};
 
 /* ------------------------------------------------------------------------------------ */
 /* The returned message's headers.                                                       */
@@ -288,8 +326,7 @@ static const char *const delay_words[] = {
 static GPtrArray *
 attachment_headers(const ib_attachment *att)
 {
-  if (!att->data)
-    return NULL;
+  if (!att->data) return NULL;
   gsize size = 0;
   const char *data = g_bytes_get_data(att->data, &size);
   char *copy = g_strndup(data, MIN(size, (gsize)ATTACHED_HEADER_BYTES));
@@ -306,8 +343,7 @@ is_returned_message_type(const char *type)
   static const char *const types[] = {"message/rfc822", "message/global", "text/rfc822-headers",
                                       "message/global-headers", NULL};
   for (const char *const *t = types; type && *t; t++)
-    if (g_ascii_strcasecmp(type, *t) == 0)
-      return 1;
+    if (g_ascii_strcasecmp(type, *t) == 0) return 1;
   return 0;
 }
 
@@ -322,35 +358,35 @@ msgid_of_block(const char *block)
 
 /* Lines that start the copy of the returned message in bounce texts. */
 static const char *const copy_markers[] = {
-    "------ This is a copy of the message", /* Exim (whole message or headers) */
+    "------ This is a copy of the message",         /* Exim (whole message or headers) */
     "--- Below this line is a copy of the message", /* qmail, Yahoo */
     "Original message headers:",                    /* Exchange, Microsoft 365 */
     "----- Original message -----",
     "------ Original message ------",
-    "----- Unsent message follows -----",           /* Sendmail */
+    "----- Unsent message follows -----", /* Sendmail */
     "----- Original message follows -----",
     "----- Message header follows -----",
-    "----- Transcript of session follows -----",   /* Sendmail: ends the recipient list */
+    "----- Transcript of session follows -----", /* Sendmail: ends the recipient list */
     NULL};
 
 /* Message-ID of the header block that follows a copy marker in the body, or NULL. */
 static char *
 msgid_after_marker(const body *b)
 {
-  for (int at = find_line(b, 0, copy_markers); at >= 0;
+  int tries = 0;
+  for (int at = find_line(b, 0, copy_markers); at >= 0 && tries++ < MAX_MARKERS;
        at = find_line(b, (guint)at + 1, copy_markers)) {
     guint i = (guint)at + 1;
     while (i < b->n && is_blank(b->lines[i]))
       i++;
     GString *block = g_string_new(NULL);
-    for (; i < b->n && !is_blank(b->lines[i]); i++) {
+    for (guint end = MIN(b->n, i + MAX_BLOCK_LINES); i < end && !is_blank(b->lines[i]); i++) {
       g_string_append(block, b->lines[i]);
       g_string_append_c(block, '\n');
     }
     char *id = msgid_of_block(block->str);
     g_string_free(block, TRUE);
-    if (id)
-      return id;
+    if (id) return id;
   }
   return NULL;
 }
@@ -364,21 +400,18 @@ original_msgid(const ib_message *msg, const body *b)
   char *id = msg->report.original_headers ? msgid_of_block(msg->report.original_headers) : NULL;
   for (guint i = 0; !id && i < msg->attachments->len; i++) {
     const ib_attachment *att = g_ptr_array_index(msg->attachments, i);
-    if (!is_returned_message_type(att->content_type))
-      continue;
+    if (!is_returned_message_type(att->content_type)) continue;
     GPtrArray *fields = attachment_headers(att);
     if (fields) {
       id = dsn_msgid(dsn_fields_get(fields, 0, "Message-ID"));
       g_ptr_array_unref(fields);
     }
   }
-  if (!id && b)
-    id = msgid_after_marker(b);
+  if (!id && b) id = msgid_after_marker(b);
   if (!id && b) {
     static const char *const mid[] = {"Message-ID:", NULL};
     int at = find_line(b, 1, mid);
-    if (at >= 0)
-      id = dsn_msgid(strchr(b->lines[at], ':') + 1);
+    if (at >= 0) id = dsn_msgid(strchr(b->lines[at], ':') + 1);
   }
   if (id && !g_utf8_validate(id, -1, NULL)) {
     char *valid = g_utf8_make_valid(id, -1);
@@ -394,8 +427,11 @@ original_msgid(const ib_message *msg, const body *b)
 static void
 add_unique(GPtrArray *list, char *addr)
 {
-  if (!addr)
+  if (!addr) return;
+  if (list->len >= MAX_BOUNCE_RCPTS) {
+    g_free(addr);
     return;
+  }
   for (guint i = 0; i < list->len; i++)
     if (g_ascii_strcasecmp(g_ptr_array_index(list, i), addr) == 0) {
       g_free(addr);
@@ -441,8 +477,7 @@ complaint_from_arf(const ib_message *msg)
   } else {
     for (guint i = 0; !orig && i < msg->attachments->len; i++) {
       const ib_attachment *att = g_ptr_array_index(msg->attachments, i);
-      if (is_returned_message_type(att->content_type))
-        orig = attachment_headers(att);
+      if (is_returned_message_type(att->content_type)) orig = attachment_headers(att);
     }
   }
   if (orig) {
@@ -469,8 +504,7 @@ complaint_from_jmrp(const ib_message *msg)
     if (!att->content_type || g_ascii_strcasecmp(att->content_type, "message/rfc822") != 0)
       continue;
     GPtrArray *fields = attachment_headers(att);
-    if (!fields)
-      continue;
+    if (!fields) continue;
     const char *rcpt = dsn_fields_get(fields, 0, "X-HmXmrOriginalRecipient");
     if (!rcpt) {
       g_ptr_array_unref(fields);
@@ -495,14 +529,11 @@ static int
 looks_like_addr(const char *s, const char *e)
 {
   size_t len = (size_t)(e - s);
-  if (len < 3 || len > 320)
-    return 0;
+  if (len < 3 || len > 320) return 0;
   const char *at = memchr(s, '@', len);
-  if (!at || at == s || at == e - 1)
-    return 0;
+  if (!at || at == s || at == e - 1) return 0;
   for (const char *p = s; p < e; p++)
-    if (g_ascii_isspace(*p) || strchr("<>()[],;:\"", *p))
-      return 0;
+    if (g_ascii_isspace(*p) || strchr("<>()[],;:\"", *p)) return 0;
   return 1;
 }
 
@@ -516,8 +547,7 @@ rcpt_line(const char *t, const char **rest_out)
   *rest_out = "";
   if (t[0] == '<') {
     const char *gt = strchr(t, '>');
-    if (!gt || !looks_like_addr(t + 1, gt))
-      return NULL;
+    if (!gt || !looks_like_addr(t + 1, gt)) return NULL;
     if (gt[1] == ':') {
       *rest_out = gt + 2;
       return g_strndup(t + 1, gt - t - 1);
@@ -527,12 +557,10 @@ rcpt_line(const char *t, const char **rest_out)
   size_t len = strlen(t);
   /* html2text may render a mailto link after its text: "a@x <mailto:a@x>". */
   const char *mailto = strcasestr(t, " <mailto:");
-  if (mailto && t[len - 1] == '>')
-    len = (size_t)(mailto - t);
+  if (mailto && t[len - 1] == '>') len = (size_t)(mailto - t);
   while (len && (t[len - 1] == ' ' || t[len - 1] == ':'))
     len--;
-  if (looks_like_addr(t, t + len))
-    return g_strndup(t, len);
+  if (looks_like_addr(t, t + len)) return g_strndup(t, len);
   if (len && t[len - 1] == ')' && !memchr(t, ':', len)) {
     const char *open = g_strrstr_len(t, len, "(");
     if (open && looks_like_addr(open + 1, t + len - 1))
@@ -550,34 +578,32 @@ rcpt_sentence(const char *line)
                                       "could not be delivered to ", NULL};
   for (const char *const *l = leads; *l; l++) {
     const char *p = strcasestr(line, *l);
-    if (!p)
-      continue;
+    if (!p) continue;
     p = skip_ws(p + strlen(*l));
-    if (*p == '<')
-      p++;
+    if (*p == '<') p++;
     const char *e = p;
     while (*e && !g_ascii_isspace(*e) && *e != '>' && *e != ',')
       e++;
     while (e > p && (e[-1] == '.' || e[-1] == ':'))
       e--;
-    if (looks_like_addr(p, e))
-      return g_strndup(p, e - p);
+    if (looks_like_addr(p, e)) return g_strndup(p, e - p);
   }
   return NULL;
 }
 
-static const char *const diag_markers[] = {
-    "The response from the remote server was:", "The error that the other server returned was:",
-    "The response was:", "Technical details of permanent failure:",
-    "Technical details of temporary failure:", NULL};
+static const char *const diag_markers[] = {"The response from the remote server was:",
+                                           "The error that the other server returned was:",
+                                           "The response was:",
+                                           "Technical details of permanent failure:",
+                                           "Technical details of temporary failure:",
+                                           NULL};
 
 /* Does trimmed line T begin with an SMTP reply code ("550 ", "#550 ", "550-")? Returns
  * the text from the code on, else NULL. */
 static const char *
 smtp_reply_start(const char *t)
 {
-  if (*t == '#')
-    t++;
+  if (*t == '#') t++;
   if ((t[0] == '4' || t[0] == '5') && g_ascii_isdigit(t[1]) && g_ascii_isdigit(t[2]) &&
       (t[3] == ' ' || t[3] == '-' || t[3] == '\0'))
     return t;
@@ -591,8 +617,7 @@ refine_diagnostic(GPtrArray *lines)
 {
   for (guint i = 0; i < lines->len; i++) {
     const char *p = strcasestr(g_ptr_array_index(lines, i), "Remote host said:");
-    if (p)
-      return clean_dup(p + strlen("Remote host said:"), -1);
+    if (p) return clean_dup(p + strlen("Remote host said:"), -1);
   }
   for (guint i = 0; i < lines->len; i++) {
     const char *line = g_ptr_array_index(lines, i);
@@ -611,8 +636,7 @@ refine_diagnostic(GPtrArray *lines)
     if (starts_ci(t, "(reason:")) { /* Sendmail: "(reason: 550 5.1.1 ...)" */
       char *inner = (char *)skip_ws(t + strlen("(reason:"));
       size_t n = strlen(inner);
-      if (n && inner[n - 1] == ')')
-        inner[n - 1] = '\0';
+      if (n && inner[n - 1] == ')') inner[n - 1] = '\0';
       t = inner;
     }
     const char *code = smtp_reply_start(t);
@@ -627,11 +651,11 @@ refine_diagnostic(GPtrArray *lines)
   }
   if (!from_code) { /* Postfix: "host mx.example.net[192.0.2.1] said: 550 ..." */
     const char *said = strcasestr(joined->str, " said: ");
-    if (said)
-      g_string_erase(joined, 0, said + strlen(" said: ") - joined->str);
+    if (said) g_string_erase(joined, 0, said + strlen(" said: ") - joined->str);
   }
   /* Exchange wraps the answer in "#550 ... ##". */
-  while (joined->len && (joined->str[joined->len - 1] == '#' || joined->str[joined->len - 1] == ' '))
+  while (joined->len &&
+         (joined->str[joined->len - 1] == '#' || joined->str[joined->len - 1] == ' '))
     g_string_truncate(joined, joined->len - 1);
   char *out = clean_dup(joined->str, -1);
   g_string_free(joined, TRUE);
@@ -643,8 +667,7 @@ find_rcpt(GPtrArray *rcpts, const char *address)
 {
   for (guint i = 0; i < rcpts->len; i++) {
     ib_bounce_rcpt *r = g_ptr_array_index(rcpts, i);
-    if (r->address && g_ascii_strcasecmp(r->address, address) == 0)
-      return r;
+    if (r->address && g_ascii_strcasecmp(r->address, address) == 0) return r;
   }
   return NULL;
 }
@@ -664,6 +687,11 @@ merge_rcpt(GPtrArray *rcpts, char *address, char *diagnostic)
   char *valid = g_utf8_make_valid(address, -1);
   g_free(address);
   ib_bounce_rcpt *r = find_rcpt(rcpts, valid);
+  if (!r && rcpts->len >= MAX_BOUNCE_RCPTS) {
+    g_free(valid);
+    g_free(diagnostic);
+    return;
+  }
   if (!r) {
     r = g_new0(ib_bounce_rcpt, 1);
     r->address = valid;
@@ -671,8 +699,7 @@ merge_rcpt(GPtrArray *rcpts, char *address, char *diagnostic)
   } else {
     g_free(valid);
   }
-  if (!diagnostic)
-    return;
+  if (!diagnostic) return;
   char *st = status_of(diagnostic);
   if (!r->diagnostic || (st && !r->status)) {
     g_free(r->diagnostic);
@@ -693,25 +720,21 @@ scan_bounce_text(const body *b, GPtrArray *rcpts)
   guint stop = stop_at < 0 ? b->n : (guint)stop_at;
   for (guint i = 0; i < stop; i++) {
     const char *t = skip_ws(b->lines[i]);
-    if (!*t || *t == '>')
-      continue;
+    if (!*t || *t == '>') continue;
     const char *rest = NULL;
     char *addr = rcpt_line(t, &rest);
     if (!addr) {
       addr = rcpt_sentence(t);
-      if (addr)
-        merge_rcpt(rcpts, addr, NULL);
+      if (addr) merge_rcpt(rcpts, addr, NULL);
       continue;
     }
     GPtrArray *block = g_ptr_array_new();
-    if (*skip_ws(rest))
-      g_ptr_array_add(block, (gpointer)skip_ws(rest));
+    if (*skip_ws(rest)) g_ptr_array_add(block, (gpointer)skip_ws(rest));
     size_t indent = (size_t)(t - b->lines[i]);
     guint j = i + 1;
-    for (; j < stop; j++) {
+    for (; j < stop && j - i <= MAX_BLOCK_LINES; j++) {
       const char *u = skip_ws(b->lines[j]);
-      if (!*u || starts_any(u, diag_markers))
-        break;
+      if (!*u || starts_any(u, diag_markers)) break;
       /* A deeper-indented line continues this recipient even when it starts with an
        * address (Postfix wraps "<a@x>: Recipient address rejected" that way). */
       if ((size_t)(u - b->lines[j]) <= indent) {
@@ -719,8 +742,7 @@ scan_bounce_text(const body *b, GPtrArray *rcpts)
         char *other = rcpt_line(u, &ignored);
         int is_rcpt = other != NULL;
         g_free(other);
-        if (is_rcpt)
-          break;
+        if (is_rcpt) break;
       }
       g_ptr_array_add(block, (gpointer)u);
     }
@@ -731,18 +753,18 @@ scan_bounce_text(const body *b, GPtrArray *rcpts)
 
   /* Gmail-style texts give one server answer for the message after a marker line;
    * a later marker with a status code beats an earlier one without. */
-  for (int at = find_line(b, 0, diag_markers); at >= 0 && (guint)at < stop;
+  int tries = 0;
+  for (int at = find_line(b, 0, diag_markers); at >= 0 && (guint)at < stop && tries++ < MAX_MARKERS;
        at = find_line(b, (guint)at + 1, diag_markers)) {
     guint i = (guint)at + 1;
     while (i < stop && is_blank(b->lines[i]))
       i++;
     GPtrArray *block = g_ptr_array_new();
-    for (; i < stop && !is_blank(b->lines[i]); i++)
+    for (guint end = MIN(stop, i + MAX_BLOCK_LINES); i < end && !is_blank(b->lines[i]); i++)
       g_ptr_array_add(block, (gpointer)skip_ws(b->lines[i]));
     for (guint r = 0; r < rcpts->len && block->len; r++) {
       ib_bounce_rcpt *rc = g_ptr_array_index(rcpts, r);
-      if (rc->diagnostic && rc->status)
-        continue;
+      if (rc->diagnostic && rc->status) continue;
       char *diag = refine_diagnostic(block);
       char *st = status_of(diag);
       if (diag && (!rc->diagnostic || st)) {
@@ -779,15 +801,12 @@ is_failure_action(const char *action)
 static int
 bounce_is_hard(const GPtrArray *rcpts, int delayed_text)
 {
-  if (!rcpts->len)
-    return !delayed_text;
+  if (!rcpts->len) return !delayed_text;
   for (guint i = 0; i < rcpts->len; i++) {
     const ib_bounce_rcpt *r = g_ptr_array_index(rcpts, i);
-    if (!r->action || strcmp(r->action, "failed") != 0)
-      continue;
+    if (!r->action || strcmp(r->action, "failed") != 0) continue;
     int cls = status_class(r->status);
-    if (cls == 5 || cls == 0)
-      return 1;
+    if (cls == 5 || cls == 0) return 1;
   }
   return 0;
 }
@@ -807,7 +826,8 @@ dsn_failures(const ib_message *msg, int *notification_out)
   GPtrArray *failed = g_ptr_array_new_with_free_func(ib_bounce_rcpt_free);
   for (guint i = 0; i < all->len; i++) {
     ib_bounce_rcpt *r = g_ptr_array_index(all, i);
-    if (is_failure_action(r->action) || (!r->action && status_class(r->status)))
+    if (failed->len < MAX_BOUNCE_RCPTS &&
+        (is_failure_action(r->action) || (!r->action && status_class(r->status))))
       g_ptr_array_add(failed, g_ptr_array_steal_index(all, i--));
   }
   g_ptr_array_unref(all);
@@ -818,8 +838,7 @@ dsn_failures(const ib_message *msg, int *notification_out)
   }
   for (guint i = 0; i < failed->len; i++) {
     ib_bounce_rcpt *r = g_ptr_array_index(failed, i);
-    if (!r->action)
-      r->action = g_strdup(status_class(r->status) == 4 ? "delayed" : "failed");
+    if (!r->action) r->action = g_strdup(status_class(r->status) == 4 ? "delayed" : "failed");
   }
   return failed;
 }
@@ -832,8 +851,7 @@ is_dsn_report(const ib_message *msg)
             g_ascii_strcasecmp(t, "global-delivery-status") == 0))
     return 1;
   /* A report part with RFC 3464 fields under a wrong or missing report-type. */
-  if (!msg->report.status_fields)
-    return 0;
+  if (!msg->report.status_fields) return 0;
   GPtrArray *f = dsn_fields_parse(msg->report.status_fields, 0);
   int dsn = dsn_fields_get(f, -1, "Final-Recipient") && dsn_fields_get(f, -1, "Action");
   g_ptr_array_unref(f);
@@ -846,8 +864,7 @@ complete_text_rcpts(GPtrArray *rcpts, int delayed)
 {
   for (guint i = 0; i < rcpts->len; i++) {
     ib_bounce_rcpt *r = g_ptr_array_index(rcpts, i);
-    if (!r->status)
-      r->status = g_strdup(delayed ? "4.0.0" : "5.0.0");
+    if (!r->status) r->status = g_strdup(delayed ? "4.0.0" : "5.0.0");
     if (!r->action)
       r->action = g_strdup(status_class(r->status) == 4 && delayed ? "delayed" : "failed");
   }
@@ -863,8 +880,7 @@ classify_bounce(ib_message *msg, const body *b)
   int report = is_dsn_report(msg);
   if (report) {
     rcpts = dsn_failures(msg, &notification);
-    if (notification)
-      return DSN_NOTIFICATION;
+    if (notification) return DSN_NOTIFICATION;
   }
 
   int delayed = subject_matches(msg, delay_subjects) || body_contains(b, delay_words);
@@ -878,10 +894,9 @@ classify_bounce(ib_message *msg, const body *b)
     int worded = bounce_subject || body_contains(b, failure_words);
     /* A person forwarding a bounce ("Fwd: Undelivered Mail...") may have the MTA text
      * at the top of the body, but a forward prefix and no machine sender. */
-    int mta_text = body_has_signature(b) &&
-                   (mailer || postmaster || !subject_has_reply_prefix(msg->subject));
-    if (!report && !xfailed && !mta_text && !(mailer && worded) &&
-        !(postmaster && bounce_subject))
+    int mta_text =
+        body_has_signature(b) && (mailer || postmaster || !subject_has_reply_prefix(msg->subject));
+    if (!report && !xfailed && !mta_text && !(mailer && worded) && !(postmaster && bounce_subject))
       return NOT_BOUNCE;
     rcpts = g_ptr_array_new_with_free_func(ib_bounce_rcpt_free);
     scan_bounce_text(b, rcpts);
@@ -906,32 +921,67 @@ classify_bounce(ib_message *msg, const body *b)
 /* Out-of-office subjects, NFC + case-folded. A strong phrase may be followed by anything
  * but a letter or digit; a weak one only by ':', a dash, '(' or the end, since people
  * also write "Absence of invoice" or "Out of office hours support". */
-static const char *const ooo_strong[] = {
-    "automatic reply", "auto-reply", "autoreply", "auto reply", "auto-response",
-    "auto response", "automatic response", "autoresponse", "out of office autoreply",
-    "out of office reply", "autosvar", "automatisch antwoord", "automatische antwort",
-    "abwesenheitsnotiz", "réponse automatique", "respuesta automática",
-    "resposta automática", "risposta automatica", "otomatik yanıt", "otomatik yanit",
-    "otomati\xcc\x87k yanit", "автоматический ответ", "автоответ", "automaattinen vastaus",
-    "automatyczna odpowiedź", "automatická odpověď", "αυτόματη απάντηση", "自动回复",
-    "自動回覆", "自動回复", "自動応答", "自動返信", "자동 응답", NULL};
+static const char *const ooo_strong[] = {"automatic reply",
+                                         "auto-reply",
+                                         "autoreply",
+                                         "auto reply",
+                                         "auto-response",
+                                         "auto response",
+                                         "automatic response",
+                                         "autoresponse",
+                                         "out of office autoreply",
+                                         "out of office reply",
+                                         "autosvar",
+                                         "automatisch antwoord",
+                                         "automatische antwort",
+                                         "abwesenheitsnotiz",
+                                         "réponse automatique",
+                                         "respuesta automática",
+                                         "resposta automática",
+                                         "risposta automatica",
+                                         "otomatik yanıt",
+                                         "otomatik yanit",
+                                         "otomati\xcc\x87k yanit",
+                                         "автоматический ответ",
+                                         "автоответ",
+                                         "automaattinen vastaus",
+                                         "automatyczna odpowiedź",
+                                         "automatická odpověď",
+                                         "αυτόματη απάντηση",
+                                         "自动回复",
+                                         "自動回覆",
+                                         "自動回复",
+                                         "自動応答",
+                                         "自動返信",
+                                         "자동 응답",
+                                         NULL};
 
-static const char *const ooo_weak[] = {
-    "out of office", "out of the office", "ooo", "absence", "abwesend", "abwesenheit",
-    "fuera de la oficina", "fuori ufficio", "fuori sede", "afwezig", "ausente",
-    "frånvaro", "poza biurem", "auto", "不在", "休假", NULL};
+static const char *const ooo_weak[] = {"out of office",
+                                       "out of the office",
+                                       "ooo",
+                                       "absence",
+                                       "abwesend",
+                                       "abwesenheit",
+                                       "fuera de la oficina",
+                                       "fuori ufficio",
+                                       "fuori sede",
+                                       "afwezig",
+                                       "ausente",
+                                       "frånvaro",
+                                       "poza biurem",
+                                       "auto",
+                                       "不在",
+                                       "休假",
+                                       NULL};
 
 static int
 phrase_at(const char *key, const char *phrase, int weak)
 {
-  if (!g_str_has_prefix(key, phrase))
-    return 0;
+  if (!g_str_has_prefix(key, phrase)) return 0;
   const char *p = key + strlen(phrase);
-  if (!*p)
-    return 1;
+  if (!*p) return 1;
   gunichar c = g_utf8_get_char_validated(p, -1);
-  if (!weak)
-    return !g_unichar_isalnum(c);
+  if (!weak) return !g_unichar_isalnum(c);
   while (*p == ' ')
     p++;
   return *p == '\0' || *p == ':' || *p == '-' || *p == '(' || g_str_has_prefix(p, "：") ||
@@ -941,11 +991,9 @@ phrase_at(const char *key, const char *phrase, int weak)
 static int
 subject_is_out_of_office(const char *subject)
 {
-  if (!subject)
-    return 0;
+  if (!subject) return 0;
   char *nfc = g_utf8_normalize(subject, -1, G_NORMALIZE_DEFAULT_COMPOSE);
-  if (!nfc)
-    return 0;
+  if (!nfc) return 0;
   char *key = g_utf8_casefold(nfc, -1);
   g_free(nfc);
   /* Gateways put tags in front: "[EXT] Automatic reply: ...". */
@@ -953,8 +1001,7 @@ subject_is_out_of_office(const char *subject)
   for (;;) {
     p = skip_ws(p);
     const char *close = *p == '[' ? strchr(p, ']') : NULL;
-    if (!close || close - p > 80)
-      break;
+    if (!close || close - p > 80) break;
     p = close + 1;
   }
   int hit = 0;
@@ -983,8 +1030,7 @@ is_auto_reply(const ib_message *msg)
   char *tok = header_token(msg, "Auto-Submitted");
   int hit = tok && strcmp(tok, "no") != 0;
   g_free(tok);
-  if (hit)
-    return 1;
+  if (hit) return 1;
   if (header_is_set(msg, "X-Autoreply") || header_is_set(msg, "X-Autorespond") ||
       ib_message_header(msg, "X-MS-Exchange-Inbox-Rules-Loop") ||
       ib_message_header(msg, "List-Id") || ib_message_header(msg, "List-Unsubscribe"))
@@ -996,22 +1042,18 @@ is_auto_reply(const ib_message *msg)
       hit = g_ascii_strcasecmp(*t, "All") == 0 || g_ascii_strcasecmp(*t, "OOF") == 0 ||
             g_ascii_strcasecmp(*t, "AutoReply") == 0;
     g_strfreev(toks);
-    if (hit)
-      return 1;
+    if (hit) return 1;
   }
   tok = header_token(msg, "Precedence");
   hit = tok && (strcmp(tok, "bulk") == 0 || strcmp(tok, "junk") == 0 ||
                 strcmp(tok, "auto_reply") == 0 || strcmp(tok, "list") == 0);
   g_free(tok);
-  if (hit)
-    return 1;
+  if (hit) return 1;
   tok = header_token(msg, "X-Autogenerated");
   hit = tok && strcmp(tok, "reply") == 0;
   g_free(tok);
-  if (hit)
-    return 1;
-  if (null_sender(msg) || sender_is_mailer(msg, 0))
-    return 1;
+  if (hit) return 1;
+  if (null_sender(msg) || sender_is_mailer(msg, 0)) return 1;
   /* Read receipts (RFC 8098) and other reports that are not failures. */
   if (msg->report.report_type &&
       g_ascii_strcasecmp(msg->report.report_type, "disposition-notification") == 0)
@@ -1030,8 +1072,7 @@ classify_message(ib_message *msg)
   msg->complaint = NULL;
 
   msg->complaint = complaint_from_arf(msg);
-  if (!msg->complaint)
-    msg->complaint = complaint_from_jmrp(msg);
+  if (!msg->complaint) msg->complaint = complaint_from_jmrp(msg);
   if (msg->complaint) {
     msg->classification = IB_CLASS_COMPLAINT;
     return;
@@ -1049,6 +1090,5 @@ classify_message(ib_message *msg)
     msg->classification = IB_CLASS_AUTO_REPLY;
     return;
   }
-  msg->classification =
-      (msg->in_reply_to || msg->references->len) ? IB_CLASS_REPLY : IB_CLASS_NEW;
+  msg->classification = (msg->in_reply_to || msg->references->len) ? IB_CLASS_REPLY : IB_CLASS_NEW;
 }

@@ -59,8 +59,7 @@ classify(ib_message *m)
 static const ib_bounce_rcpt *
 rcpt(const ib_message *m, guint i)
 {
-  if (!m->bounce || i >= m->bounce->recipients->len)
-    return NULL;
+  if (!m->bounce || i >= m->bounce->recipients->len) return NULL;
   return g_ptr_array_index(m->bounce->recipients, i);
 }
 
@@ -109,7 +108,8 @@ test_dsn_values(void)
   g_free(s);
   CHECK_STR((s = dsn_strip_type("smtp;550  5.1.1\t user")), "550 5.1.1 user");
   g_free(s);
-  CHECK_STR((s = dsn_strip_type("X-Postfix; connect to x[192.0.2.1]:25")), "connect to x[192.0.2.1]:25");
+  CHECK_STR((s = dsn_strip_type("X-Postfix; connect to x[192.0.2.1]:25")),
+            "connect to x[192.0.2.1]:25");
   g_free(s);
   CHECK_STR((s = dsn_strip_type("550 5.1.1 no type")), "550 5.1.1 no type");
   g_free(s);
@@ -460,8 +460,9 @@ test_dsn_bounces(void)
 
   /* Original Message-ID from an attached message when there is no header part. */
   m = mk_dsn("Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.1.1\n", NULL);
-  attach(m, "message/rfc822", "From: s@example.org\r\nMessage-Id:\r\n <att.7@example.org>\r\n"
-                              "\r\nMessage-ID: <body@wrong>\r\n");
+  attach(m, "message/rfc822",
+         "From: s@example.org\r\nMessage-Id:\r\n <att.7@example.org>\r\n"
+         "\r\nMessage-ID: <body@wrong>\r\n");
   CHECK_INT(classify(m), IB_CLASS_BOUNCE);
   CHECK_STR(m->bounce ? m->bounce->original_message_id : "", "att.7@example.org");
   ib_message_free(m);
@@ -515,8 +516,8 @@ static const text_case text_cases[] = {
      "Remote host said: 550 sorry, no such user (#5.1.1)\nGiving up on 192.0.2.7.\n\n"
      "--- Below this line is a copy of the message.\n\n"
      "Return-Path: <s@example.org>\nMessage-Id: <qmail.1@example.org>\n\nhi\n",
-     "d@example.net", "5.1.1", "550 sorry, no such user (#5.1.1)", "qmail.1@example.org", "failed", 1,
-     1},
+     "d@example.net", "5.1.1", "550 sorry, no such user (#5.1.1)", "qmail.1@example.org", "failed",
+     1, 1},
     {"yahoo", "MAILER-DAEMON@yahoo.com", "Failure Notice",
      "Sorry, we were unable to deliver your message to the following address.\n\n"
      "<e@example.net>:\n"
@@ -560,8 +561,8 @@ static const text_case text_cases[] = {
      "or is unable to receive mail.\n\n"
      "The response from the remote server was:\n"
      "550 5.1.1 <i@example.net>: Recipient address rejected: User unknown\n",
-     "i@example.net", "5.1.1", "550 5.1.1 <i@example.net>: Recipient address rejected: User unknown",
-     NULL, "failed", 1, 1},
+     "i@example.net", "5.1.1",
+     "550 5.1.1 <i@example.net>: Recipient address rejected: User unknown", NULL, "failed", 1, 1},
     {"gmail legacy", "mailer-daemon@googlemail.com", "Delivery Status Notification (Failure)",
      "Delivery to the following recipient failed permanently:\n\n     j@example.net\n\n"
      "Technical details of permanent failure:\n"
@@ -569,7 +570,8 @@ static const text_case text_cases[] = {
      "recipient domain example.net by mx.example.net. [192.0.2.8].\n\n"
      "The error that the other server returned was:\n550 5.2.1 The account is disabled\n\n"
      "----- Original message -----\n\nMessage-ID: <g.1@example.org>\nSubject: x\n",
-     "j@example.net", "5.2.1", "550 5.2.1 The account is disabled", "g.1@example.org", "failed", 1, 1},
+     "j@example.net", "5.2.1", "550 5.2.1 The account is disabled", "g.1@example.org", "failed", 1,
+     1},
     {"gmail delay", "mailer-daemon@googlemail.com", "Delivery Status Notification (Delay)",
      "** Delivery incomplete **\n\n"
      "There was a temporary problem delivering your message to k@example.net. Gmail will "
@@ -600,8 +602,8 @@ static const text_case text_cases[] = {
      "550 5.1.1 <m@example.net>: Recipient address rejected: User unknown (in reply to RCPT TO "
      "command)",
      NULL, "failed", 1, 2},
-    {"unknown MTA, mailer-daemon and subject", "mailer-daemon@mx.example.net",
-     "Undeliverable mail", "Your mail could not be delivered to o@example.net.\n\n"
+    {"unknown MTA, mailer-daemon and subject", "mailer-daemon@mx.example.net", "Undeliverable mail",
+     "Your mail could not be delivered to o@example.net.\n\n"
      "The mailbox does not exist.\n",
      "o@example.net", "5.0.0", NULL, NULL, "failed", 1, 1},
 };
@@ -767,8 +769,9 @@ test_complaints(void)
   m = mk("MAILER-DAEMON@example.net", "Undeliverable: complaint", "report");
   m->report.report_type = g_strdup("feedback-report");
   m->report.status_fields = g_strdup("Feedback-Type: abuse\n");
-  attach(m, "message/rfc822", "From: n@example.org\nTo: \"A, B\" <ab@example.net>, c@example.net\n"
-                              "Message-ID: <n.2@example.org>\n\nbody\n");
+  attach(m, "message/rfc822",
+         "From: n@example.org\nTo: \"A, B\" <ab@example.net>, c@example.net\n"
+         "Message-ID: <n.2@example.org>\n\nbody\n");
   CHECK_INT(classify(m), IB_CLASS_COMPLAINT);
   if (m->complaint) {
     CHECK_INT(m->complaint->recipients->len, 2);
@@ -790,8 +793,9 @@ test_complaints(void)
 
   /* Legacy JMRP. */
   m = mk("staff@hotmail.com", "complaint about message from 198.51.100.9", "report");
-  attach(m, "message/rfc822", "X-HmXmrOriginalRecipient: <lee@hotmail.com>\n"
-                              "To: lee@hotmail.com\nMessage-ID: <n.3@example.org>\n\nbody\n");
+  attach(m, "message/rfc822",
+         "X-HmXmrOriginalRecipient: <lee@hotmail.com>\n"
+         "To: lee@hotmail.com\nMessage-ID: <n.3@example.org>\n\nbody\n");
   CHECK_INT(classify(m), IB_CLASS_COMPLAINT);
   if (m->complaint) {
     CHECK_STR(m->complaint->feedback_type, "abuse");
@@ -809,14 +813,66 @@ test_complaints(void)
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Hostile input: bounded time and output.                                             */
+
+static void
+test_hostile(void)
+{
+  /* 40 000 distinct address lines after an MTA opening, plus as many X-Failed. */
+  GString *text = g_string_new("Hi. This is the qmail-send program at x.example.net.\n\n");
+  GString *failed = g_string_new(NULL);
+  for (int i = 0; i < 40000; i++) {
+    g_string_append_printf(text, "<user%d@example.net>:\nRemote host said: 550 5.1.1 no\n", i);
+    if (i < 5000) g_string_append_printf(failed, "%sx%d@example.net", i ? ", " : "", i);
+  }
+  gint64 t0 = g_get_monotonic_time();
+  ib_message *m = mk("MAILER-DAEMON@example.net", "failure notice", text->str);
+  hdr(m, "X-Failed-Recipients", failed->str);
+  CHECK_INT(classify(m), IB_CLASS_BOUNCE);
+  CHECK(m->bounce && m->bounce->recipients->len <= 200);
+  ib_message_free(m);
+
+  /* One enormous line, an enormous subject, and a report with thousands of groups. */
+  g_string_truncate(text, 0);
+  for (int i = 0; i < 300000; i++)
+    g_string_append(text, "5.1.");
+  m = mk("MAILER-DAEMON@example.net", text->str, text->str);
+  classify(m);
+  ib_message_free(m);
+  g_string_truncate(text, 0);
+  for (int i = 0; i < 5000; i++)
+    g_string_append_printf(text,
+                           "Final-Recipient: rfc822; r%d@example.net\nAction: failed\n"
+                           "Status: 5.1.1\n\n",
+                           i);
+  m = mk_dsn(text->str, NULL);
+  CHECK_INT(classify(m), IB_CLASS_BOUNCE);
+  CHECK(m->bounce && m->bounce->recipients->len <= 200);
+  ib_message_free(m);
+
+  /* Marker lines without blank lines between them (overlapping blocks). */
+  g_string_assign(text, "This message was created automatically by mail delivery software.\n");
+  for (int i = 0; i < 20000; i++)
+    g_string_append(text, i % 2 ? "The response was:\n"
+                                : "--- Below this line is a copy of the message.\n");
+  m = mk("MAILER-DAEMON@example.net", "failure notice", text->str);
+  CHECK_INT(classify(m), IB_CLASS_BOUNCE);
+  ib_message_free(m);
+  gint64 ms = (g_get_monotonic_time() - t0) / 1000;
+  fprintf(stderr, "hostile inputs classified in %lld ms\n", (long long)ms);
+  CHECK(ms < 5000);
+  g_string_free(text, TRUE);
+  g_string_free(failed, TRUE);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Fixtures through the whole parse pipeline.                                           */
 
 static char *
 slurp(const char *path, gsize *len_out)
 {
   char *data = NULL;
-  if (!g_file_get_contents(path, &data, len_out, NULL))
-    return NULL;
+  if (!g_file_get_contents(path, &data, len_out, NULL)) return NULL;
   return data;
 }
 
@@ -833,8 +889,7 @@ test_fixtures(void)
   }
   GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
   for (const char *n; (n = g_dir_read_name(dir));)
-    if (g_str_has_suffix(n, ".eml"))
-      g_ptr_array_add(names, g_strndup(n, strlen(n) - 4));
+    if (g_str_has_suffix(n, ".eml")) g_ptr_array_add(names, g_strndup(n, strlen(n) - 4));
   g_dir_close(dir);
   g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
 
@@ -856,8 +911,7 @@ test_fixtures(void)
     ib_message *msg = NULL;
     ib_status st = parse_message(raw, len, NULL, NULL, &msg);
     CHECK_INT(st, IB_OK);
-    if (st != IB_OK)
-      goto next;
+    if (st != IB_OK) goto next;
     json_t *got = ib_message_to_json(msg);
     const char *want_class = json_string_value(json_object_get(want, "classification"));
     const char *got_class = ib_class_str(msg->classification);
@@ -911,6 +965,7 @@ main(void)
   test_text_bounces();
   test_not_bounces();
   test_complaints();
+  test_hostile();
   test_fixtures();
   mime_shutdown();
   return check_done();

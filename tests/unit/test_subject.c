@@ -12,8 +12,8 @@ check_norm(const char *in, const char *want, int line)
   check_count++;
   if (strcmp(got, want) != 0) {
     check_failures++;
-    fprintf(stderr, "%s:%d: subject_normalize(\"%s\")\n  got:  \"%s\"\n  want: \"%s\"\n",
-            __FILE__, line, in ? in : "(null)", got, want);
+    fprintf(stderr, "%s:%d: subject_normalize(\"%s\")\n  got:  \"%s\"\n  want: \"%s\"\n", __FILE__,
+            line, in ? in : "(null)", got, want);
   }
   g_free(got);
 }
@@ -121,8 +121,12 @@ test_whitespace_and_unicode(void)
   NORM("Re:", "");
   NORM("Re: [EXT]", "");
   NORM("Printer\tbroken\r\n again", "Printer broken again");
-  NORM("Printer\xc2\xa0\xc2\xa0" "broken", "Printer broken");
-  NORM("Printer\xe3\x80\x80" "broken", "Printer broken");
+  NORM("Printer\xc2\xa0\xc2\xa0"
+       "broken",
+       "Printer broken");
+  NORM("Printer\xe3\x80\x80"
+       "broken",
+       "Printer broken");
   /* Decomposed é (e + U+0301) comes out composed (NFC). */
   NORM("Re: Cafe\xcc\x81", "Caf\xc3\xa9");
   /* Invalid UTF-8 is repaired, never passed on. */
