@@ -201,7 +201,7 @@ static const char *const bounce_subjects[] = {"Undelivered Mail Returned to Send
                                               "Delivery Status Notification",
                                               "Delivery Failure",
                                               "Delivery failed",
-                                              "Delivery Notification",
+                                              "Delivery Notification: Delivery has failed",
                                               "Message delivery failure",
                                               "Failure notice",
                                               "Returned mail",
@@ -223,9 +223,8 @@ static const char *const bounce_subjects[] = {"Undelivered Mail Returned to Send
                                               "Onbestelbaar",
                                               "Não é possível entregar",
                                               "Teslim edilemedi",
-                                              "Iletilemedi",
+                                              "Не доставлено",
                                               "Недоставленное сообщение",
-                                              "Не удается доставить",
                                               "无法投递",
                                               "無法傳遞",
                                               "配信不能",
@@ -238,6 +237,18 @@ static const char *const delay_subjects[] = {"Delivery Status Notification (Dela
                                              "Warning: could not send message",
                                              "Warning: message",
                                              NULL};
+
+/* Success notices share the bounce subjects' first words. */
+static const char *const success_subject_words[] = {
+    "(Success)", "(Relay)", "Delivered:", "Relayed:", "Successful", NULL};
+
+static int
+subject_says_success(const ib_message *msg)
+{
+  for (const char *const *w = success_subject_words; msg->subject && *w; w++)
+    if (strcasestr(msg->subject, *w)) return 1;
+  return 0;
+}
 
 static int
 subject_matches(const ib_message *msg, const char *const *list)
@@ -888,9 +899,10 @@ classify_bounce(ib_message *msg, const body *b)
   if (!rcpts) {
     /* MAILER-DAEMON or the null sender plus a bounce subject or failure wording; a
      * postmaster (often a person) only with a bounce subject. */
-    int mailer = sender_is_mailer(msg, 0) || null_sender(msg);
+    int mailer = sender_is_mailer(msg, 0) || null_sender(msg) ||
+                 ib_message_header(msg, "X-MS-Exchange-Message-Is-Ndr");
     int postmaster = !mailer && sender_is_mailer(msg, 1);
-    int bounce_subject = subject_matches(msg, bounce_subjects);
+    int bounce_subject = subject_matches(msg, bounce_subjects) && !subject_says_success(msg);
     int worded = bounce_subject || body_contains(b, failure_words);
     /* A person forwarding a bounce ("Fwd: Undelivered Mail...") may have the MTA text
      * at the top of the body, but a forward prefix and no machine sender. */

@@ -673,6 +673,12 @@ test_text_bounces(void)
   CHECK_INT(classify(m), IB_CLASS_BOUNCE);
   ib_message_free(m);
 
+  /* Microsoft's NDR marker header with a bounce subject, from an ordinary address. */
+  m = mk("it-notify@example.com", "Undeliverable: Quote", "Your message couldn't be delivered.\n");
+  hdr(m, "X-MS-Exchange-Message-Is-Ndr", "");
+  CHECK_INT(classify(m), IB_CLASS_BOUNCE);
+  ib_message_free(m);
+
   /* Postmaster with a bounce subject: bounce. */
   m = mk("postmaster@example.net", "Undeliverable: Re: your order",
          "The recipient s@example.net does not exist.\n");
@@ -728,6 +734,12 @@ test_not_bounces(void)
          "Transcript of session follows.\n");
   CHECK_INT(classify(m), IB_CLASS_AUTO_REPLY);
   CHECK(m->bounce == NULL);
+  ib_message_free(m);
+
+  /* A success notice that is no report: an automatic message, not a bounce. */
+  m = mk("MAILER-DAEMON@mx.example.org", "Delivery Status Notification (Success)",
+         "Your message was delivered to the following recipients: a@example.net\n");
+  CHECK_INT(classify(m), IB_CLASS_AUTO_REPLY);
   ib_message_free(m);
 
   /* Read receipts are auto-replies. */
