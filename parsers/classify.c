@@ -102,12 +102,20 @@ body_load(const ib_message *msg, body *b)
     b->text = html2text(msg->html, MIN(strlen(msg->html), (size_t)BODY_SCAN_BYTES * 4));
   else
     b->text = g_strdup("");
-  b->lines = g_strsplit(b->text, "\n", -1);
-  b->n = g_strv_length(b->lines);
-  for (guint i = 0; i < b->n; i++) {
-    size_t len = strlen(b->lines[i]);
-    if (len && b->lines[i][len - 1] == '\r') b->lines[i][len - 1] = '\0';
+  /* Split by hand: g_strsplit calls strstr once per line, which sanitizer builds make
+   * quadratic (their strstr measures the whole rest of the text each time). */
+  GPtrArray *lines = g_ptr_array_new();
+  for (const char *p = b->text;;) {
+    const char *eol = strchr(p, '\n');
+    size_t len = eol ? (size_t)(eol - p) : strlen(p);
+    if (len && p[len - 1] == '\r') len--;
+    g_ptr_array_add(lines, g_strndup(p, len));
+    if (!eol) break;
+    p = eol + 1;
   }
+  b->n = lines->len;
+  g_ptr_array_add(lines, NULL);
+  b->lines = (char **)g_ptr_array_free(lines, FALSE);
 }
 
 static void

@@ -81,7 +81,8 @@ skip_bracket_tag(const char *p)
     return NULL;
   }
   const char *q = p + open_len;
-  const char *end = strstr(q, close);
+  /* Bounded search: a subject full of '[' must stay linear. */
+  const char *end = g_strstr_len(q, TAG_MAX_BYTES + strlen(close), close);
   if (!end || (size_t)(end - q) > TAG_MAX_BYTES) return NULL;
   for (const char *r = q; r < end; r++)
     if (*r == '[') return NULL;
@@ -229,7 +230,7 @@ int
 subject_ticket_tag(const char *subject, long long *ticket_out)
 {
   if (!subject) return 0;
-  for (const char *p = strstr(subject, "[#"); p; p = strstr(p + 1, "[#")) {
+  for (const char *p = strchr(subject, '['); p; p = strchr(p + 1, '[')) {
     size_t len = ticket_tag_len(p);
     if (!len || len - 3 > 18) /* 18 digits always fit in a long long */
       continue;

@@ -645,10 +645,14 @@ test_text_bounces(void)
 
   /* HTML-only bounce text. */
   m = mk("MAILER-DAEMON@mx.example.org", "Undeliverable: x", NULL);
-  m->html = g_strdup("Delivery has failed to these recipients or groups:\n\n"
-                     "p@example.com\n#550 5.1.1 not found ##\n");
+  m->html = g_strdup("<html><body><p><b>Delivery has failed to these recipients or groups:</b></p>"
+                     "<p><a href=\"mailto:p@example.com\">Pia (p@example.com)</a></p>"
+                     "<p>Diagnostic information for administrators:</p>"
+                     "<p>p@example.com<br>#550 5.1.1 not found ##</p></body></html>");
   CHECK_INT(classify(m), IB_CLASS_BOUNCE);
   CHECK_STR(RCPT_FIELD(m, 0, address), "p@example.com");
+  CHECK_STR(RCPT_FIELD(m, 0, status), "5.1.1");
+  CHECK_INT(m->bounce ? m->bounce->recipients->len : 0, 1);
   ib_message_free(m);
 
   /* X-Failed-Recipients alone, from no daemon. */

@@ -186,6 +186,30 @@ test_has_reply_prefix(void)
   CHECK_INT(subject_has_reply_prefix(NULL), 0);
 }
 
+/* Subjects of 64 KiB made of tags, ticket-tag starts and prefixes stay fast. */
+static void
+test_hostile(void)
+{
+  static const char *const units[] = {"[a]", "[#", "[", "Re:", "回复：", "\xc2\xa0"};
+  gint64 t0 = g_get_monotonic_time();
+  for (size_t u = 0; u < G_N_ELEMENTS(units); u++) {
+    GString *s = g_string_new(NULL);
+    while (s->len < 64 * 1024)
+      g_string_append(s, units[u]);
+    g_string_append(s, " tail");
+    char *n = subject_normalize(s->str);
+    CHECK(g_utf8_validate(n, -1, NULL));
+    g_free(n);
+    long long t;
+    subject_ticket_tag(s->str, &t);
+    subject_has_reply_prefix(s->str);
+    g_string_free(s, TRUE);
+  }
+  gint64 ms = (g_get_monotonic_time() - t0) / 1000;
+  fprintf(stderr, "hostile subjects in %lld ms\n", (long long)ms);
+  CHECK(ms < 3000);
+}
+
 int
 main(void)
 {
@@ -196,5 +220,6 @@ main(void)
   test_whitespace_and_unicode();
   test_ticket_tag();
   test_has_reply_prefix();
+  test_hostile();
   return check_done();
 }
