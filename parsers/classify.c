@@ -1,12 +1,13 @@
 /* classify.c: complaint, bounce, auto-reply, reply or new — checked in that order.
  *
  * Bounces need a machine signal: a delivery-status report, X-Failed-Recipients, a known
- * MTA text at the top of the body, or a MAILER-DAEMON/postmaster/null sender together
- * with a bounce subject or failure wording. A person who writes "undeliverable" (or
- * forwards a bounce) has none of these, so stays new/reply. From the signal on, the
- * recipients, status codes and the returned message's Message-ID are read from the
- * report fields, or else from the texts of Exim, qmail, Yahoo, Exchange/Microsoft 365,
- * Gmail, Postfix and Sendmail. */
+ * MTA text opening the body (not under a forward prefix from a person), a MAILER-DAEMON
+ * or null sender (or Microsoft's NDR header) together with a bounce subject or failure
+ * wording, or a postmaster sender with a bounce subject. A person who writes
+ * "undeliverable" (or forwards a bounce) has none of these, so stays new/reply. From the signal on,
+ * the recipients, status codes and the returned message's Message-ID are read from the report
+ * fields, or else from the texts of Exim, qmail, Yahoo, Exchange/Microsoft 365, Gmail, Postfix and
+ * Sendmail. */
 #include "classify.h"
 
 #include <string.h>
@@ -164,9 +165,9 @@ body_contains(const body *b, const char *const *phrases)
 /* ------------------------------------------------------------------------------------ */
 /* Signals.                                                                              */
 
-/* Local parts that only machines send from. Postmaster (WITH_POSTMASTER) is a person
- * too: as a bounce signal it counts only together with a bounce subject or bounce
- * wording, like every sender signal, and it never makes an auto-reply. */
+/* Local parts that only machines send from. Postmaster (WITH_POSTMASTER) is often a
+ * person: as a bounce signal it needs a bounce subject, and it never makes an
+ * auto-reply. */
 static int
 sender_is_mailer(const ib_message *msg, int with_postmaster)
 {
