@@ -89,7 +89,8 @@ typedef struct ctx {
   GMimeParserOptions *opts;
   gint64 top_header_end;       /* end of the top-level header block, in the input */
   gboolean constructing;       /* GMime is building the tree (see on_gmime_warning) */
-  const char *current_header;  /* field being decoded, named in address warnings */
+  const char *current_header;  /* address field being parsed (see on_gmime_warning) */
+  char *address_issue;         /* first item GMime could not read in that field */
   GPtrArray *leaves;           /* of leaf* */
   GPtrArray *keep;             /* GMimeObjects made by repairs, alive until the end */
   GPtrArray *bounds;           /* boundaries of the enclosing multiparts (borrowed) */
@@ -279,8 +280,8 @@ on_gmime_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpoi
       warn(c, "invalid_header_line", "\"%s\" in a MIME part", q);
     break;
   case GMIME_WARN_INVALID_ADDRESS_LIST:
-    if (c->current_header)
-      warn(c, "invalid_address", "%s: \"%s\"", c->current_header, q);
+    if (c->current_header && !c->address_issue)
+      c->address_issue = g_strdup(q);
     break;
   case GMIME_WARN_DUPLICATED_PARAMETER:
   case GMIME_CRIT_CONFLICTING_PARAMETER:
@@ -469,7 +470,11 @@ parse_addresses(ctx *c, const char *field, GPtrArray *out)
     if (clean)
       g_ptr_array_add(out, ib_addr_new(clean, NULL));
     g_free(clean);
+  } else if (c->address_issue) {
+    warn(c, "invalid_address", "%s: cannot read \"%s\"", field, c->address_issue);
   }
+  g_free(c->address_issue);
+  c->address_issue = NULL;
   if (list)
     g_object_unref(list);
   g_free(fixed);
