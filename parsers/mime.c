@@ -89,7 +89,8 @@ typedef struct ctx {
   GMimeParserOptions *opts;
   gint64 top_header_end;       /* end of the top-level header block, in the input */
   gboolean constructing;       /* GMime is building the tree (see on_gmime_warning) */
-  const char *current_header;  /* field being decoded, named in address warnings */
+  const char *current_header;  /* address field being parsed (see on_gmime_warning) */
+  char *address_issue;         /* first item GMime could not read in that field */
   GPtrArray *leaves;           /* of leaf* */
   GPtrArray *keep;             /* GMimeObjects made by repairs, alive until the end */
   GPtrArray *bounds;           /* boundaries of the enclosing multiparts (borrowed) */
@@ -279,8 +280,8 @@ on_gmime_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpoi
       warn(c, "invalid_header_line", "\"%s\" in a MIME part", q);
     break;
   case GMIME_WARN_INVALID_ADDRESS_LIST:
-    if (c->current_header)
-      warn(c, "invalid_address", "%s: \"%s\"", c->current_header, q);
+    if (c->current_header && !c->address_issue)
+      c->address_issue = g_strdup(q);
     break;
   case GMIME_WARN_DUPLICATED_PARAMETER:
   case GMIME_CRIT_CONFLICTING_PARAMETER:
@@ -411,6 +412,18 @@ check_duplicates(ctx *c)
   }
 }
 
+/* Unstructured header text, RFC 2047 decoded, as valid UTF-8 (new string). */
+static char *
+decode_text(ctx *c, const char *value)
+{
+  char *fixed = repair_rfc2047_padding(value);
+  char *d = g_mime_utils_header_decode_text(c->opts, fixed ? fixed : value);
+  char *out = utf8_dup(d ? d : value);
+  g_free(d);
+  g_free(fixed);
+  return out;
+}
+
 static void
 add_address(GPtrArray *out, InternetAddress *ia, int depth)
 {
@@ -441,14 +454,15 @@ parse_addresses(ctx *c, const char *field, GPtrArray *out)
   const char *value = first_header(c, field);
   if (!value || !*value)
     return;
+  char *fixed = repair_rfc2047_padding(value);
   c->current_header = field;
-  InternetAddressList *list = internet_address_list_parse(c->opts, value);
+  InternetAddressList *list = internet_address_list_parse(c->opts, fixed ? fixed : value);
   c->current_header = NULL;
   int n = list ? internet_address_list_length(list) : 0;
   for (int i = 0; i < n; i++)
     add_address(out, internet_address_list_get_address(list, i), 0);
   if (n == 0) {
-    char *name = g_mime_utils_header_decode_phrase(c->opts, value);
+    char *name = g_mime_utils_header_decode_phrase(c->opts, fixed ? fixed : value);
     char *q = quote(value);
     warn(c, "invalid_address", "%s: \"%s\" holds no address; kept as a name", field, q);
     g_free(q);
@@ -456,9 +470,14 @@ parse_addresses(ctx *c, const char *field, GPtrArray *out)
     if (clean)
       g_ptr_array_add(out, ib_addr_new(clean, NULL));
     g_free(clean);
+  } else if (c->address_issue) {
+    warn(c, "invalid_address", "%s: cannot read \"%s\"", field, c->address_issue);
   }
+  g_free(c->address_issue);
+  c->address_issue = NULL;
   if (list)
     g_object_unref(list);
+  g_free(fixed);
 }
 
 /* Message ids of the first FIELD header, in order, into OUT (char*). */
@@ -521,11 +540,8 @@ fill_envelope(ctx *c)
   check_duplicates(c);
 
   const char *subject = first_header(c, "Subject");
-  if (subject) {
-    char *d = g_mime_utils_header_decode_text(c->opts, subject);
-    m->subject = utf8_dup(d ? d : subject);
-    g_free(d);
-  }
+  if (subject)
+    m->subject = decode_text(c, subject);
 
   GPtrArray *from = g_ptr_array_new_with_free_func(ib_addr_free);
   parse_addresses(c, "From", from);
@@ -1067,24 +1083,57 @@ name_from_subject(ctx *c, const char *bytes, size_t len)
     }
     char *valid = g_utf8_validate_len(v->str, v->len, NULL) ? g_strndup(v->str, v->len)
                                                             : g_utf8_make_valid(v->str, (gssize)v->len);
-    char *decoded = g_mime_utils_header_decode_text(c->opts, g_strstrip(valid));
-    char *clean = clean_name(utf8_dup(decoded));
+    char *clean = clean_name(decode_text(c, g_strstrip(valid)));
     if (clean) {
       if (g_utf8_strlen(clean, -1) > SUBJECT_NAME_MAX)
         *g_utf8_offset_to_pointer(clean, SUBJECT_NAME_MAX) = '\0';
       name = g_strconcat(clean, ".eml", NULL);
     }
     g_free(clean);
-    g_free(decoded);
     g_free(valid);
     g_string_free(v, TRUE);
   }
   return name;
 }
 
+/* The parameter PARAM of header FIELD of O, re-read from the raw header when GMime's
+ * own decoding would hit its RFC 2047 padding bug (repair_rfc2047_padding); NULL
+ * otherwise or when absent. Parses only: nothing is reserialized. */
 static char *
-part_filename(GMimeObject *o)
+param_without_padding_bug(ctx *c, GMimeObject *o, const char *field, const char *param)
 {
+  GMimeHeaderList *hl = g_mime_object_get_header_list(o);
+  GMimeHeader *h = hl ? g_mime_header_list_get_header(hl, field) : NULL;
+  const char *raw = h ? g_mime_header_get_raw_value(h) : NULL;
+  char *fixed = raw ? repair_rfc2047_padding(raw) : NULL;
+  if (!fixed)
+    return NULL;
+  char *value = NULL;
+  if (g_ascii_strcasecmp(field, "Content-Disposition") == 0) {
+    GMimeContentDisposition *d = g_mime_content_disposition_parse(c->opts, fixed);
+    const char *v = d ? g_mime_content_disposition_get_parameter(d, param) : NULL;
+    value = v ? utf8_dup(v) : NULL;
+    if (d)
+      g_object_unref(d);
+  } else {
+    GMimeContentType *t = g_mime_content_type_parse(c->opts, fixed);
+    const char *v = t ? g_mime_content_type_get_parameter(t, param) : NULL;
+    value = v ? utf8_dup(v) : NULL;
+    if (t)
+      g_object_unref(t);
+  }
+  g_free(fixed);
+  return value;
+}
+
+static char *
+part_filename(ctx *c, GMimeObject *o)
+{
+  char *fixed = param_without_padding_bug(c, o, "Content-Disposition", "filename");
+  if (!fixed && !g_mime_object_get_content_disposition_parameter(o, "filename"))
+    fixed = param_without_padding_bug(c, o, "Content-Type", "name");
+  if (fixed)
+    return fixed;
   const char *name = GMIME_IS_PART(o) ? g_mime_part_get_filename(GMIME_PART(o)) : NULL;
   if (!name)
     name = g_mime_object_get_content_disposition_parameter(o, "filename");
@@ -1179,7 +1228,7 @@ emit_leaf(ctx *c, leaf *l)
 {
   GMimeObject *o = l->obj;
   char *type = mime_type_of(o);
-  char *filename = part_filename(o);
+  char *filename = part_filename(c, o);
   GBytes *data = NULL;
   if (l->kind == LEAF_MESSAGE) {
     if (!l->msg_bytes) {

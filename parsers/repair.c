@@ -132,6 +132,18 @@ repair_input(const char *raw, size_t len, ib_message *msg, repair_buf *out)
     ib_message_warn(msg, "bare_cr_line_endings", "lines end with CR only; read as LF");
   }
 
+  size_t crlf = 0, lf = 0;
+  for (const char *p = out->data, *end = out->data + out->len;
+       (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
+    if (p > out->data && p[-1] == '\r')
+      crlf++;
+    else
+      lf++;
+  }
+  if (crlf && lf)
+    ib_message_warn(msg, "mixed_line_endings",
+                    "%zu CRLF and %zu bare LF line ends; both read as line ends", crlf, lf);
+
   line first = line_at(out->data, out->len, 0);
   if (first.len >= 5 && memcmp(out->data, "From ", 5) == 0 &&
       !repair_field_name_len(out->data, first.len, NULL)) {
@@ -719,4 +731,96 @@ repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts, ib_message
   *base_out = (const char *)arr->data;
   *len_out = arr->len;
   return part;
+}
+
+/* ---- GMime bug workarounds ------------------------------------------------------- */
+
+/* An RFC 2047 encoded word at P: "=?charset?E?text?=". Sets the pieces and returns the
+ * length of the word, or 0. */
+static size_t
+encoded_word(const char *p, const char **cs, size_t *cs_len, char *enc, const char **text,
+             size_t *text_len)
+{
+  if (p[0] != '=' || p[1] != '?')
+    return 0;
+  const char *q = p + 2;
+  size_t n = strcspn(q, "? \t\r\n");
+  if (n == 0 || n > 75 || q[n] != '?')
+    return 0;
+  *cs = q;
+  *cs_len = n;
+  q += n + 1;
+  if (!q[0] || !strchr("BbQq", q[0]) || q[1] != '?')
+    return 0;
+  *enc = (char)g_ascii_toupper(q[0]);
+  q += 2;
+  size_t t = strcspn(q, "? \t\r\n");
+  if (q[t] != '?' || q[t + 1] != '=')
+    return 0;
+  *text = q;
+  *text_len = t;
+  return (size_t)(q + t + 2 - p);
+}
+
+char *
+repair_rfc2047_padding(const char *value)
+{
+  if (!value || !strstr(value, "=?"))
+    return NULL;
+  /* does the bug fire: a padded B word followed (after blanks) by another word? */
+  gboolean fires = FALSE;
+  for (const char *p = strstr(value, "=?"); p && !fires; p = strstr(p + 2, "=?")) {
+    const char *cs, *text;
+    size_t cs_len, text_len;
+    char enc;
+    size_t n = encoded_word(p, &cs, &cs_len, &enc, &text, &text_len);
+    if (!n)
+      continue;
+    if (enc == 'B' && memchr(text, '=', text_len)) {
+      const char *next = p + n + strspn(p + n, " \t\r\n");
+      const char *cs2, *text2;
+      size_t cs2_len, text2_len;
+      char enc2;
+      if (encoded_word(next, &cs2, &cs2_len, &enc2, &text2, &text2_len))
+        fires = TRUE;
+    }
+    p += n - 2;
+  }
+  if (!fires)
+    return NULL;
+
+  GString *out = g_string_sized_new(strlen(value) * 2);
+  const char *p = value;
+  while (*p) {
+    const char *cs, *text;
+    size_t cs_len, text_len;
+    char enc;
+    size_t n = encoded_word(p, &cs, &cs_len, &enc, &text, &text_len);
+    if (!n || enc != 'B') {
+      if (n) {
+        g_string_append_len(out, p, (gssize)n);
+        p += n;
+      } else {
+        g_string_append_c(out, *p++);
+      }
+      continue;
+    }
+    char *b64 = g_strndup(text, text_len);
+    gsize raw_len = 0;
+    guchar *raw = g_base64_decode(b64, &raw_len);
+    g_string_append(out, "=?");
+    g_string_append_len(out, cs, (gssize)cs_len);
+    g_string_append(out, "?Q?");
+    for (gsize i = 0; i < raw_len; i++) {
+      if (g_ascii_isalnum(raw[i]))
+        g_string_append_c(out, (char)raw[i]);
+      else
+        g_string_append_printf(out, "=%02X", raw[i]);
+    }
+    g_string_append(out, "?=");
+    g_free(raw);
+    g_free(b64);
+    p += n;
+  }
+  return g_string_free(out, FALSE);
 }

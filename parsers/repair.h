@@ -26,6 +26,8 @@ typedef struct repair_buf {
  * In order, each reported when it fires:
  *  - bare_cr_line_endings: the input has CR but no LF at all (classic Mac); every CR
  *    becomes LF so lines can be found (copies the input).
+ *  - mixed_line_endings: CRLF and bare LF line ends in one message (a relay rewrote
+ *    part of it); both are read as line ends, which GMime does anyway: warning only.
  *  - mbox_from_line: a leading mbox "From sender date" separator line is skipped.
  *  - leading_blank_lines: blank lines before the first header are skipped.
  *  - no_headers: the input starts with something that is not a header field; it is
@@ -97,5 +99,16 @@ size_t repair_check_base64(const char *enc, size_t len, const char *what, ib_mes
  * options. */
 GMimeObject *repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts,
                               ib_message *msg, const char **base_out, size_t *len_out);
+
+/* ---- GMime bug workarounds: the mail is fine, so these add no warning ---- */
+
+/* GMime 3.2.13 (Debian 12; fixed upstream later, jstedfast/gmime#133) decodes adjacent
+ * B-encoded words of one charset by joining their base64 text first, so the '='
+ * padding of one word ends the decoding and the rest of the header is lost
+ * ("=?UTF-8?B?SGVsbG8=?= =?UTF-8?B?IHdvcmxk?=" -> "Hello"). Thunderbird and Outlook
+ * write such words all the time. Returns a new copy of VALUE with every B word
+ * rewritten as the equivalent Q word (same charset, same bytes), or NULL when VALUE has
+ * no padded B word followed by another encoded word. */
+char *repair_rfc2047_padding(const char *value);
 
 #endif
