@@ -251,44 +251,61 @@ add_attachments(const form *f, rebuild *rb, ib_inbound *in)
   json_decref(cids);
 }
 
-/* Parsed mode: the "headers" block (one unfolded header per line), the decoded
- * From/To/Cc/Subject over it, the bodies in the charsets SendGrid names, the files. */
+static int
+is_trace(const char *name)
+{
+  return g_ascii_strcasecmp(name, "Return-Path") == 0 || g_ascii_strcasecmp(name, "Received") == 0;
+}
+
+/* The "headers" field: one header per line (a line starting with a blank continues the
+ * previous one). SendGrid sorts them by name, so the original order is lost; trace
+ * headers (Return-Path, Received) go first, where a message carries them, in the
+ * relative order given. */
+static void
+add_headers(const form *f, rebuild *rb)
+{
+  char *headers = form_dup_value(f, "headers");
+  char *valid = g_utf8_make_valid(headers, -1);
+  char **lines = g_strsplit(valid, "\n", -1);
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  GPtrArray *values = g_ptr_array_new_with_free_func(g_free);
+  GString *value = NULL;
+  for (char **l = lines; *l; l++) {
+    char *line = g_strchomp(*l); /* drops the \r of CRLF too */
+    if ((line[0] == ' ' || line[0] == '\t') && value) {
+      g_string_append(value, line);
+      continue;
+    }
+    if (value)
+      g_ptr_array_add(values, g_string_free(value, FALSE));
+    value = NULL;
+    char *colon = strchr(line, ':');
+    if (!colon || colon == line)
+      continue;
+    g_ptr_array_add(names, g_strstrip(g_strndup(line, (size_t)(colon - line))));
+    value = g_string_new(colon + 1);
+  }
+  if (value)
+    g_ptr_array_add(values, g_string_free(value, FALSE));
+  for (int trace = 1; trace >= 0; trace--)
+    for (guint i = 0; i < names->len; i++)
+      if (is_trace(g_ptr_array_index(names, i)) == trace)
+        rebuild_add_header(rb, g_ptr_array_index(names, i), g_ptr_array_index(values, i));
+  g_ptr_array_unref(names);
+  g_ptr_array_unref(values);
+  g_strfreev(lines);
+  g_free(valid);
+  g_free(headers);
+}
+
+/* Parsed mode: the headers, the decoded From/To/Cc/Subject over them, the bodies in the
+ * charsets SendGrid names, the files. */
 static void
 rebuild_parsed(const form *f, ib_inbound *in)
 {
   rebuild *rb = rebuild_new();
   json_t *charsets = json_field(f, "charsets", in);
-  char *headers = form_dup_value(f, "headers");
-  char *valid = g_utf8_make_valid(headers, -1);
-  char **lines = g_strsplit(valid, "\n", -1);
-  char *name = NULL;
-  GString *value = NULL;
-  for (char **l = lines;; l++) {
-    char *line = *l;
-    if (line)
-      g_strchomp(line); /* drops the \r of CRLF too */
-    if (line && (line[0] == ' ' || line[0] == '\t') && value) {
-      g_string_append(value, line); /* a folded line after all */
-      continue;
-    }
-    if (name) {
-      rebuild_add_header(rb, name, value->str);
-      g_free(name);
-      g_string_free(value, TRUE);
-      name = NULL;
-      value = NULL;
-    }
-    if (!line)
-      break;
-    char *colon = strchr(line, ':');
-    if (!colon || colon == line)
-      continue;
-    name = g_strstrip(g_strndup(line, (size_t)(colon - line)));
-    value = g_string_new(colon + 1);
-  }
-  g_strfreev(lines);
-  g_free(valid);
-  g_free(headers);
+  add_headers(f, rb);
 
   static const struct {
     const char *field, *header;
