@@ -285,8 +285,10 @@ static void
 append_header_line(GString *out, const char *name, const char *value)
 {
   GString *line = g_string_new(name);
+  /* The first break may be the blank after the colon, when the first word of the value
+   * (e.g. an encoded word) would not fit on the line with the name. */
+  size_t min_break = line->len, colon_blank = line->len + 1;
   g_string_append(line, ": ");
-  size_t min_break = line->len;
   g_string_append(line, value);
   const char *s = line->str;
   size_t len = line->len, start = 0;
@@ -298,9 +300,17 @@ append_header_line(GString *out, const char *name, const char *value)
         break;
       }
     }
+    if (cut && cut == colon_blank) {
+      /* Worth it only when the first word then fits on its own line. */
+      size_t w = cut + 1;
+      while (w < len && s[w] != ' ' && s[w] != '\t')
+        w++;
+      if (w - cut > RB_LINE)
+        cut = 0;
+    }
     if (!cut) {
       for (size_t i = start + RB_LINE + 1; i < len; i++) {
-        if ((s[i] == ' ' || s[i] == '\t') && i > min_break) {
+        if ((s[i] == ' ' || s[i] == '\t') && i > colon_blank) {
           cut = i;
           break;
         }
@@ -531,8 +541,10 @@ append_text_leaf(GString *out, const char *subtype, const GString *text, int top
                  norm->str, norm->len);
   /* At the top level nothing follows to absorb the last line end: a soft line break
    * ends a quoted-printable body without adding a newline to the text. */
-  if (top)
-    g_string_append(out, !b64 && norm->len && norm->str[norm->len - 1] != '\n' ? "=\r\n" : "\r\n");
+  if (top && norm->len && b64)
+    g_string_append(out, "\r\n");
+  else if (top && norm->len && norm->str[norm->len - 1] != '\n')
+    g_string_append(out, "=\r\n");
   g_string_free(norm, TRUE);
 }
 
