@@ -30,6 +30,10 @@ main(int argc, char **argv)
   mime_init();
   if (strcmp(argv[1], "parse") == 0) {
     rc = cmd_parse(argc - 1, argv + 1);
+  } else if (strcmp(argv[1], "serve") == 0) {
+    rc = cmd_serve(argc - 1, argv + 1);
+  } else if (strcmp(argv[1], "ingest") == 0) {
+    rc = cmd_ingest(argc - 1, argv + 1);
   } else {
     fprintf(stderr, "inboxd: unknown command \"%s\"\n%s", argv[1], usage);
     rc = 64;

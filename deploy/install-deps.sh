@@ -1,0 +1,27 @@
+#!/bin/sh
+# install-deps.sh [--test]: install from Debian's packages what inboxd needs to build and
+# run (and, with --test, what its test suite needs). Installs only what is missing.
+# Run as root (or it uses sudo).
+set -eu
+
+BUILD="build-essential cmake pkg-config libgmime-3.0-dev libmicrohttpd-dev libjansson-dev
+libsqlite3-dev libcurl4-openssl-dev libglib2.0-dev libxml2-dev libytnef0-dev libssl-dev"
+TEST="python3 python3-jsonschema clang libclang-rt-14-dev llvm openssl sqlite3 curl
+valgrind procps"
+
+pkgs="$BUILD"
+[ "${1:-}" = "--test" ] && pkgs="$BUILD $TEST"
+
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,33 @@
+/* server.h: the state of one running "inboxd serve": configuration, store, HTTP daemon
+ * and the background services. Owned by serve.c; handlers reach it through
+ * request_server(). */
+#ifndef INBOXD_SERVER_H
+#define INBOXD_SERVER_H
+
+#include <pthread.h>
+
+#include "config.h"
+#include "feed.h"
+#include "mime.h"
+#include "store.h"
+#include "thread.h"
+
+struct MHD_Daemon;
+
+struct ib_server {
+  ib_config *cfg;
+  ib_store *store;
+  ib_feed *feed;
+  mime_limits limits;
+  thread_options threading;
+
+  /* HTTP (http.c) */
+  struct MHD_Daemon *daemon;
+  const struct route *routes;
+  unsigned port;
+  pthread_mutex_t active_lock;
+  pthread_cond_t active_cond;
+  unsigned active; /* requests in flight */
+};
+
+#endif

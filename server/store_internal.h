@@ -1,0 +1,70 @@
+/* store_internal.h: what the store_*.c files share. Only they include it: everything
+ * that speaks SQL lives in server/store*.c. */
+#ifndef INBOXD_STORE_INTERNAL_H
+#define INBOXD_STORE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "db.h"
+#include "store.h"
+
+typedef struct job {
+  store_job_fn fn;
+  void *arg;
+  store_done_fn done;
+  void *done_arg;
+  ib_status status;
+} job;
+
+struct ib_tx {
+  ib_store *store;
+  ib_db *db;
+  char now[32];     /* one timestamp for the whole group */
+  int64_t last_seq; /* newest event added in this transaction, 0 if none */
+};
+
+struct ib_store {
+  char *path;
+  int commit_batch;
+  int busy_ms;
+  char *public_url;
+  char *reply_secret;
+
+  ib_db *writer;
+  pthread_t writer_thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  GQueue queue; /* of job* */
+  int stopping;
+
+  pthread_key_t reader_key;
+  pthread_mutex_t readers_lock;
+  GPtrArray *readers; /* of ib_db*, every open read connection */
+
+  store_commit_fn on_commit;
+  void *on_commit_arg;
+  store_event_fn on_event;
+  void *on_event_arg;
+};
+
+/* The calling thread's read connection, opened on first use (closed by store_close()).
+ * NULL when it cannot be opened (logged). */
+ib_db *store_reader(ib_store *s);
+
+/* Bind S (borrowed until the statement is reset) or NULL. */
+void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *s);
+
+/* Column I as a JSON string, or null. New reference. */
+json_t *store_column_json_string(sqlite3_stmt *st, int i);
+
+/* Step ST expecting SQLITE_DONE, then reset it; log "cannot WHAT" and convert otherwise. */
+ib_status store_step_done(ib_db *db, sqlite3_stmt *st, const char *what);
+
+/* The writer's connection inside a job. */
+static inline ib_db *
+store_tx_db(ib_tx *tx)
+{
+  return tx->db;
+}
+
+#endif
