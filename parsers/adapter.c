@@ -4,6 +4,7 @@
 
 #include <openssl/crypto.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "adapter_impl.h"
@@ -173,6 +174,22 @@ adapter_is_post(const adapter_request *req)
 }
 
 int
+adapter_media_type_is(const char *ct, const char *type)
+{
+  if (!ct)
+    return 0;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
+  size_t n = strlen(type);
+  if (g_ascii_strncasecmp(ct, type, n) != 0)
+    return 0;
+  ct += n;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
+  return *ct == '\0' || *ct == ';';
+}
+
+int
 adapter_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
   if (!a || !b || alen != blen)
@@ -183,12 +200,12 @@ adapter_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 GBytes *
 adapter_bytes(const adapter_request *req, const char *data, size_t len)
 {
-  if (req->body_bytes && req->body && data >= req->body && len <= req->len &&
-      (size_t)(data - req->body) <= req->len - len) {
+  uintptr_t d = (uintptr_t)data, b = (uintptr_t)req->body;
+  if (req->body_bytes && req->body && d >= b && len <= req->len && d - b <= req->len - len) {
     gsize blen = 0;
     const char *base = g_bytes_get_data(req->body_bytes, &blen);
     if (base == req->body && blen == req->len)
-      return g_bytes_new_from_bytes(req->body_bytes, (gsize)(data - req->body), len);
+      return g_bytes_new_from_bytes(req->body_bytes, (gsize)(d - b), len);
   }
   return g_bytes_new(data, len);
 }

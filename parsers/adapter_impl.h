@@ -17,6 +17,10 @@ const char *adapter_header(const adapter_request *req, const char *name);
 /* 1 when REQ->method is POST (or unset). */
 int adapter_is_post(const adapter_request *req);
 
+/* 1 when the media type of CT (a Content-Type value; parameters ignored, case-
+ * insensitive) is TYPE. 0 for NULL. */
+int adapter_media_type_is(const char *ct, const char *type);
+
 /* Constant-time equality of two secrets or signatures: lengths first (not secret), then
  * CRYPTO_memcmp. Returns 1 when equal. */
 int adapter_ct_equal(const void *a, size_t alen, const void *b, size_t blen);

@@ -187,7 +187,7 @@ postmark_adapt(const adapter_request *req, const adapter_config *cfg, adapter_re
                                "Postmark posts mail with POST");
   }
   const char *ct = req->content_type;
-  if (ct && g_ascii_strncasecmp(ct, "application/json", 16) != 0) {
+  if (ct && !adapter_media_type_is(ct, "application/json")) {
     return adapter_result_fail(res, IB_ERR_UNSUPPORTED, 0, "unsupported_media_type",
                                "Postmark posts application/json, not %s", ct);
   }

@@ -1,26 +1,16 @@
 /* raw.c: /inbound/raw, the message itself as the body (an MTA pipe, Action Mailbox's
  * relayer). The envelope recipient comes from the message's X-Original-To header when
  * the delivering MTA added one. */
-#include <string.h>
-
 #include "adapter.h"
 #include "adapter_impl.h"
 
+/* The media types a raw message may come as; none at all is accepted too. */
 static int
 media_type_ok(const char *ct)
 {
-  static const char *const ok[] = {"message/rfc822", "application/octet-stream", "text/plain"};
-  if (!ct)
-    return 0;
-  while (*ct == ' ' || *ct == '\t')
-    ct++;
-  for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
-    size_t n = strlen(ok[i]);
-    if (g_ascii_strncasecmp(ct, ok[i], n) == 0 &&
-        (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t'))
-      return 1;
-  }
-  return 0;
+  return !ct || adapter_media_type_is(ct, "message/rfc822") ||
+         adapter_media_type_is(ct, "application/octet-stream") ||
+         adapter_media_type_is(ct, "text/plain");
 }
 
 ib_status

@@ -1138,6 +1138,9 @@ test_postmark_misc(void)
             IB_ERR_NOT_MAIL);
   CHECK_FAIL(&res, IB_ERR_NOT_MAIL, 403, "postmark_no_message");
   adapter_result_clear(&res);
+  CHECK_INT(run("postmark", "POST", "application/jsonx", "{}", 2, NULL, &open, 0, &res),
+            IB_ERR_UNSUPPORTED);
+  adapter_result_clear(&res);
   CHECK_INT(run("postmark", "POST", "text/xml", "<x/>", 4, NULL, &open, 0, &res), IB_ERR_UNSUPPORTED);
   CHECK_FAIL(&res, IB_ERR_UNSUPPORTED, 403, "unsupported_media_type");
   adapter_result_clear(&res);
@@ -1521,6 +1524,9 @@ test_raw(void)
     if (in->envelope_to->len)
       CHECK_STR(g_ptr_array_index(in->envelope_to, 0), "help@in.example.com");
   }
+  adapter_result_clear(&res);
+  rq.content_type = NULL; /* curl --data-binary without -H: accepted as well */
+  CHECK_INT(adapter_run("raw", &rq, NULL, &res), IB_OK);
   adapter_result_clear(&res);
   rq.content_type = "application/x-www-form-urlencoded";
   CHECK_INT(adapter_run("raw", &rq, NULL, &res), IB_ERR_UNSUPPORTED);
