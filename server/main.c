@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "faultvfs.h"
 #include "mime.h"
 
 static const char usage[] =
@@ -27,6 +28,10 @@ main(int argc, char **argv)
     return 0;
   }
   int rc;
+  if (faultvfs_install() != 0) {
+    fprintf(stderr, "inboxd: cannot install the fault-injection VFS\n");
+    return 70;
+  }
   mime_init();
   if (strcmp(argv[1], "parse") == 0) {
     rc = cmd_parse(argc - 1, argv + 1);
