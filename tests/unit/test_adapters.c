@@ -705,6 +705,20 @@ test_source_message(void)
     CHECK_STR(g_ptr_array_index(source_gmime->atts, 1),
               PDF_SHA256 " application/pdf attachment - Rechnung-M\xc3\xa4rz.pdf");
   }
+  /* The pipeline (parsers/mime.c) reads the same message. */
+  CHECK_STR(source_pipeline->subject, SUBJECT);
+  CHECK_STR(source_pipeline->from, "J\xc3\xbcrgen M\xc3\xbcller <jurgen@example.org>");
+  CHECK_STR(source_pipeline->to, "help@in.example.com");
+  CHECK(source_pipeline->text &&
+        g_str_has_suffix(source_pipeline->text, "Gr\xc3\xbc\xc3\x9f" "e\nJ\xc3\xbcrgen"));
+  CHECK(source_pipeline->html && strstr(source_pipeline->html, "cid:jam.1@example.org"));
+  CHECK_INT(source_pipeline->atts->len, 2);
+  if (source_pipeline->atts->len == 2) {
+    CHECK_STR(g_ptr_array_index(source_pipeline->atts, 0),
+              PNG_SHA256 " image/png inline jam.1@example.org jam.png");
+    CHECK_STR(g_ptr_array_index(source_pipeline->atts, 1),
+              PDF_SHA256 " application/pdf attachment - Rechnung-M\xc3\xa4rz.pdf");
+  }
   ib_inbound_free(in);
   g_bytes_unref(b);
 }
