@@ -66,7 +66,7 @@ static const struct {
   const char *name;
   adapt_fn fn;
 } providers[] = {
-    {"sendgrid", sendgrid_adapt}, {"mailgun", mailgun_adapt}, {"postmark", postmark_adapt},
+    {"sendgrid", sendgrid_adapt}, {"mailgun", mailgun_adapt},   {"postmark", postmark_adapt},
     {"ses", ses_adapt},           {"mandrill", mandrill_adapt}, {"raw", raw_adapt},
 };
 
@@ -215,8 +215,8 @@ adapter_form(const adapter_request *req, const adapter_config *cfg, adapter_resu
              form **form_out)
 {
   char *why = NULL;
-  ib_status st = form_parse(req->content_type, req->body, req->len, cfg->form_limits, form_out,
-                            &why);
+  ib_status st =
+      form_parse(req->content_type, req->body, req->len, cfg->form_limits, form_out, &why);
   if (st == IB_ERR_UNSUPPORTED)
     adapter_result_fail(res, st, 0, "unsupported_media_type", "%s", why);
   else if (st == IB_ERR_LIMIT)
@@ -401,8 +401,7 @@ adapter_base64_decode(const char *s, size_t len, gsize *out_len)
 }
 
 char *
-adapter_to_utf8(const char *data, size_t len, const char *charset, const char *what,
-                ib_inbound *in)
+adapter_to_utf8(const char *data, size_t len, const char *charset, const char *what, ib_inbound *in)
 {
   int is_utf8 = !charset || !charset[0] || g_ascii_strcasecmp(charset, "utf-8") == 0 ||
                 g_ascii_strcasecmp(charset, "utf8") == 0;

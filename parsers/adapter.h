@@ -35,7 +35,8 @@
  *     } else {
  *       for each ib_inbound *in of res.inbound:
  *         parse_message(g_bytes_get_data(in->raw, &n), n, in, &limits, &msg); store(msg);
- *       COMMIT; reply 200 {...}      // storage trouble: adapter_http_status(provider, IB_ERR_STORAGE)
+ *       COMMIT; reply 200 {...}
+ *       // storage trouble: adapter_http_status(provider, IB_ERR_STORAGE), i.e. 503
  *     }
  *   }
  *   adapter_result_clear(&res);
@@ -71,8 +72,8 @@ typedef struct adapter_request {
                                slice of the body reference it instead of being copied */
   adapter_header_fn header; /* may be NULL: no headers */
   void *header_ctx;
-  gint64 now;               /* unix seconds for timestamp windows and certificate
-                               validity; 0: the real clock */
+  gint64 now; /* unix seconds for timestamp windows and certificate
+                 validity; 0: the real clock */
 } adapter_request;
 
 /* Return the PEM text of the certificate at URL (an SNS SigningCertURL that already
@@ -87,12 +88,12 @@ typedef struct adapter_config {
   /* Mailgun: HMAC-SHA256 key; NULL: signatures are not checked (and no token is
    * reported for replay checks). */
   const char *mailgun_signing_key;
-  gint64 mailgun_max_skew;             /* seconds between timestamp and now; 0: 300 */
+  gint64 mailgun_max_skew; /* seconds between timestamp and now; 0: 300 */
   /* SendGrid: base64 DER SubjectPublicKeyInfo of the ECDSA P-256 key of the security
    * policy; NULL: signatures are not checked. */
   const char *sendgrid_verification_key;
-  gint64 sendgrid_max_age;             /* seconds; 0: the signed timestamp's age is not
-                                          limited (SendGrid's retries may keep it) */
+  gint64 sendgrid_max_age; /* seconds; 0: the signed timestamp's age is not
+                              limited (SendGrid's retries may keep it) */
   /* Mandrill: webhook key and the webhook URL exactly as entered at Mandrill. */
   const char *mandrill_key;
   const char *mandrill_url;
@@ -109,30 +110,31 @@ typedef struct adapter_config {
 } adapter_config;
 
 typedef struct adapter_result {
-  const char *provider;  /* static: the provider the request was run through */
-  GPtrArray *inbound;    /* of ib_inbound* (owned): the messages to store, in order.
-                            Several for a Mandrill batch; empty for a handshake, a health
-                            check or a notification that carries no mail (see note) */
+  const char *provider; /* static: the provider the request was run through */
+  GPtrArray *inbound;   /* of ib_inbound* (owned): the messages to store, in order.
+                           Several for a Mandrill batch; empty for a handshake, a health
+                           check or a notification that carries no mail (see note) */
 
   /* Failure (adapter_run returned != IB_OK). */
   ib_status status;
-  unsigned http_status;  /* the status to answer with; 200 on success */
-  const char *code;      /* static snake_case error code, e.g. "mailgun_bad_signature" */
-  char *message;         /* new: one human sentence (valid UTF-8), for the JSON error */
-  const char *allow;     /* static: the Allow header value with a 405, else NULL */
+  unsigned http_status; /* the status to answer with; 200 on success */
+  const char *code;     /* static snake_case error code, e.g. "mailgun_bad_signature" */
+  char *message;        /* new: one human sentence (valid UTF-8), for the JSON error */
+  const char *allow;    /* static: the Allow header value with a 405, else NULL */
 
   /* Side channel: what the server must do besides storing the messages. */
-  char *replay_token;    /* Mailgun: a signed token; within the storing transaction,
-                            refuse the request if this token was seen before, else
-                            remember it until replay_expires (unix seconds) */
+  char *replay_token; /* Mailgun: a signed token; within the storing transaction,
+                         refuse the request if this token was seen before, else
+                         remember it until replay_expires (unix seconds) */
   gint64 replay_timestamp;
   gint64 replay_expires;
-  char *subscribe_url;   /* SNS SubscriptionConfirmation of an allowed topic, signature
-                            verified and host checked: GET it (TLS verified), then 200 */
-  int health_check;      /* Mandrill HEAD/GET: answer 200 without reading a body */
-  char *note;            /* a lowercase sentence for the log when a 200 carries no message
-                            (unsubscribe confirmation, non-"Received" SES notification,
-                            batch without inbound events); else NULL */
+  char *subscribe_url; /* SNS SubscriptionConfirmation of an allowed topic, signature
+                          verified and host checked: GET it (TLS verified), then 200 */
+  int health_check;    /* Mandrill HEAD/GET: answer 200 without reading a body */
+  char *note;          /* a lowercase sentence for the log when a 200 carries no message
+                          (unsubscribe confirmation, non-"Received" SES notification,
+                          batch without inbound events), or beside a failure the operator
+                          can act on (the token of a refused SNS subscription); else NULL */
 } adapter_result;
 
 /* Prepare RES for adapter_run(): empty, provider NULL, http_status 200. */
@@ -151,8 +153,8 @@ void adapter_result_clear(adapter_result *res);
  * IB_ERR_IO (SNS certificate not available now: 503, retry) or IB_ERR_INTERNAL
  * (configuration missing: 500). REQ and CFG are borrowed for the call; RES must have been
  * initialized and is released with adapter_result_clear(). */
-ib_status adapter_run(const char *provider, const adapter_request *req,
-                      const adapter_config *cfg, adapter_result *res);
+ib_status adapter_run(const char *provider, const adapter_request *req, const adapter_config *cfg,
+                      adapter_result *res);
 
 /* The provider that serves PATH: "/inbound/<provider>" with an optional trailing slash,
  * and "/inbound/mailgun/mime" (Mailgun posts body-mime only to URLs ending in "mime").
@@ -169,8 +171,8 @@ unsigned adapter_http_status(const char *provider, ib_status st);
  * RES->provider), CODE (a static snake_case string) and the printf-style message.
  * Messages already stored in RES->inbound are dropped. Returns ST, so an adapter can
  * "return adapter_result_fail(...)". The server uses it too (e.g. for a replayed token). */
-ib_status adapter_result_fail(adapter_result *res, ib_status st, unsigned http,
-                              const char *code, const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+ib_status adapter_result_fail(adapter_result *res, ib_status st, unsigned http, const char *code,
+                              const char *fmt, ...) G_GNUC_PRINTF(5, 6);
 
 /* {"error": {"code": ..., "message": ...}} for a failed RES (DESIGN.md). New reference. */
 json_t *adapter_error_json(const adapter_result *res);
@@ -178,8 +180,7 @@ json_t *adapter_error_json(const adapter_result *res);
 /* The provider entry points behind adapter_run(); same contract. */
 ib_status sendgrid_adapt(const adapter_request *req, const adapter_config *cfg,
                          adapter_result *res);
-ib_status mailgun_adapt(const adapter_request *req, const adapter_config *cfg,
-                        adapter_result *res);
+ib_status mailgun_adapt(const adapter_request *req, const adapter_config *cfg, adapter_result *res);
 ib_status postmark_adapt(const adapter_request *req, const adapter_config *cfg,
                          adapter_result *res);
 ib_status ses_adapt(const adapter_request *req, const adapter_config *cfg, adapter_result *res);

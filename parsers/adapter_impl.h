@@ -32,8 +32,8 @@ GBytes *adapter_bytes(const adapter_request *req, const char *data, size_t len);
 /* Decode REQ's form body with CFG's limits. On failure sets RES (400 "bad_form", 413
  * "form_limit", 415 "unsupported_media_type") and returns the status; *FORM_OUT is new
  * (form_free) on success. */
-ib_status adapter_form(const adapter_request *req, const adapter_config *cfg,
-                       adapter_result *res, form **form_out);
+ib_status adapter_form(const adapter_request *req, const adapter_config *cfg, adapter_result *res,
+                       form **form_out);
 
 /* Parse LEN bytes of JSON (duplicate keys allowed, the last one wins; "\u0000" allowed
  * in strings). Returns a new reference, or NULL with *WHY_OUT a new sentence (g_free). */

@@ -322,8 +322,7 @@ mp_headers(const mp *m, size_t start, const form_limits *lim, size_t index, form
   }
   if (!ended) {
     st = IB_ERR_INVALID;
-    *why = g_strdup_printf("part %zu: header block not terminated (truncated body?)",
-                           index + 1);
+    *why = g_strdup_printf("part %zu: header block not terminated (truncated body?)", index + 1);
     goto done;
   }
   if (!disp) {
@@ -345,8 +344,8 @@ mp_headers(const mp *m, size_t start, const form_limits *lim, size_t index, form
   }
   if (strlen(ff->name) > lim->max_name_len) {
     st = IB_ERR_LIMIT;
-    *why = g_strdup_printf("part %zu: field name longer than %zu bytes", index + 1,
-                           lim->max_name_len);
+    *why =
+        g_strdup_printf("part %zu: field name longer than %zu bytes", index + 1, lim->max_name_len);
     goto done;
   }
   char *ext = param_get(disp->str, dend, "filename*");
@@ -368,8 +367,8 @@ done:
 }
 
 static ib_status
-parse_multipart(form *f, const char *ctype, const char *body, size_t len,
-                const form_limits *lim, char **why)
+parse_multipart(form *f, const char *ctype, const char *body, size_t len, const form_limits *lim,
+                char **why)
 {
   ib_status st = IB_OK;
   char *boundary = param_get(ctype, ctype + strlen(ctype), "boundary");

@@ -50,10 +50,9 @@ verify_signature(const adapter_request *req, const adapter_config *cfg, const fo
                                "signing key is configured");
   GString *data = g_string_new_len(ts->value, (gssize)ts->len);
   g_string_append_len(data, token->value, (gssize)token->len);
-  char *expected = g_compute_hmac_for_data(G_CHECKSUM_SHA256,
-                                           (const guchar *)cfg->mailgun_signing_key,
-                                           strlen(cfg->mailgun_signing_key),
-                                           (const guchar *)data->str, data->len);
+  char *expected = g_compute_hmac_for_data(
+      G_CHECKSUM_SHA256, (const guchar *)cfg->mailgun_signing_key, strlen(cfg->mailgun_signing_key),
+      (const guchar *)data->str, data->len);
   g_string_free(data, TRUE);
   char *got = g_ascii_strdown(sig->value, (gssize)sig->len);
   int ok = adapter_ct_equal(expected, strlen(expected), got, sig->len);
@@ -70,10 +69,9 @@ verify_signature(const adapter_request *req, const adapter_config *cfg, const fo
   gint64 skew = cfg->mailgun_max_skew > 0 ? cfg->mailgun_max_skew : MAILGUN_DEFAULT_SKEW;
   gint64 now = adapter_now(req);
   if (!tok || t > now + skew || now - t > skew)
-    return adapter_result_fail(res, IB_ERR_AUTH, 0, "mailgun_timestamp_stale",
-                               "the signed timestamp is not within %" G_GINT64_FORMAT
-                               " seconds of now",
-                               skew);
+    return adapter_result_fail(
+        res, IB_ERR_AUTH, 0, "mailgun_timestamp_stale",
+        "the signed timestamp is not within %" G_GINT64_FORMAT " seconds of now", skew);
   res->replay_token = g_strndup(token->value, token->len);
   res->replay_timestamp = t;
   res->replay_expires = t + skew;
@@ -90,8 +88,8 @@ message_headers(const form *f, ib_inbound *in)
   char *why = NULL;
   json_t *j = adapter_json_load(ff->value, ff->len, &why);
   if (!json_is_array(j)) {
-    ib_inbound_warn(in, "provider_field_invalid",
-                    "Mailgun message-headers is not a JSON array: %s", why ? why : "wrong type");
+    ib_inbound_warn(in, "provider_field_invalid", "Mailgun message-headers is not a JSON array: %s",
+                    why ? why : "wrong type");
     json_decref(j);
     j = NULL;
   }
@@ -225,8 +223,12 @@ rebuild_parsed(const form *f, json_t *headers, ib_inbound *in)
   /* Without message-headers, the few headers Mailgun posts as documented fields. */
   static const struct {
     const char *field, *header;
-  } fallback[] = {{"from", "From"}, {"To", "To"}, {"recipient", "To"},
-                  {"subject", "Subject"}, {"Message-Id", "Message-Id"}, {"Date", "Date"}};
+  } fallback[] = {{"from", "From"},
+                  {"To", "To"},
+                  {"recipient", "To"},
+                  {"subject", "Subject"},
+                  {"Message-Id", "Message-Id"},
+                  {"Date", "Date"}};
   for (size_t k = 0; k < G_N_ELEMENTS(fallback); k++) {
     if (rebuild_has_header(rb, fallback[k].header))
       continue;

@@ -32,8 +32,8 @@ verify_signature(const adapter_request *req, const adapter_config *cfg, const fo
   for (size_t i = 0; i < form_size(f); i++)
     g_ptr_array_add(fields, (gpointer)form_at(f, i));
   g_ptr_array_sort(fields, by_name);
-  GHmac *mac = g_hmac_new(G_CHECKSUM_SHA1, (const guchar *)cfg->mandrill_key,
-                          strlen(cfg->mandrill_key));
+  GHmac *mac =
+      g_hmac_new(G_CHECKSUM_SHA1, (const guchar *)cfg->mandrill_key, strlen(cfg->mandrill_key));
   g_hmac_update(mac, (const guchar *)url, (gssize)strlen(url));
   for (guint i = 0; i < fields->len; i++) {
     const form_field *ff = g_ptr_array_index(fields, i);

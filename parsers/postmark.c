@@ -88,8 +88,8 @@ add_attachments(json_t *doc, rebuild *rb, ib_inbound *in)
                       " bytes but holds %zu",
                       i + 1, json_integer_value(declared), (size_t)len);
     const char *cid = adapter_json_str(att, "ContentID", NULL);
-    rebuild_add_part(rb, (const char *)data, len, adapter_json_str(att, "ContentType", NULL),
-                     name, cid && cid[0] ? cid : NULL);
+    rebuild_add_part(rb, (const char *)data, len, adapter_json_str(att, "ContentType", NULL), name,
+                     cid && cid[0] ? cid : NULL);
     g_free(data);
   }
 }

@@ -17,9 +17,9 @@ typedef struct rb_part {
 } rb_part;
 
 struct rebuild {
-  GPtrArray *headers; /* of rb_header* */
+  GPtrArray *headers;   /* of rb_header* */
   GString *text, *html; /* NULL when not set */
-  GPtrArray *parts;   /* of rb_part* */
+  GPtrArray *parts;     /* of rb_part* */
 };
 
 /* Soft limit for header lines; we fold at blanks before it. */
@@ -249,10 +249,10 @@ append_address_list(GString *out, InternetAddressList *list)
 static int
 is_address_header(const char *name)
 {
-  static const char *const addr[] = {"From",      "Sender",        "Reply-To",     "To",
-                                     "Cc",        "Bcc",           "Resent-From",  "Resent-Sender",
-                                     "Resent-To", "Resent-Cc",     "Resent-Bcc",
-                                     "Disposition-Notification-To"};
+  static const char *const addr[] = {
+      "From",      "Sender",    "Reply-To",    "To",
+      "Cc",        "Bcc",       "Resent-From", "Resent-Sender",
+      "Resent-To", "Resent-Cc", "Resent-Bcc",  "Disposition-Notification-To"};
   for (size_t i = 0; i < G_N_ELEMENTS(addr); i++)
     if (g_ascii_strcasecmp(name, addr[i]) == 0)
       return 1;
@@ -576,10 +576,10 @@ enum { N_TEXT, N_HTML, N_PART, N_MULTI };
 
 typedef struct node {
   int kind;
-  const char *subtype;   /* N_MULTI */
-  GPtrArray *children;   /* N_MULTI: of node* */
-  const rb_part *part;   /* N_PART */
-  int is_inline;         /* N_PART */
+  const char *subtype; /* N_MULTI */
+  GPtrArray *children; /* N_MULTI: of node* */
+  const rb_part *part; /* N_PART */
+  int is_inline;       /* N_PART */
 } node;
 
 static void

@@ -59,10 +59,10 @@ sns_url_ok(const char *url, int want_pem)
 static GString *
 string_to_sign(json_t *doc, int notification)
 {
-  static const char *const note_keys[] = {"Message", "MessageId", "Subject", "Timestamp",
-                                          "TopicArn", "Type", NULL};
+  static const char *const note_keys[] = {"Message",  "MessageId", "Subject", "Timestamp",
+                                          "TopicArn", "Type",      NULL};
   static const char *const conf_keys[] = {"Message", "MessageId", "SubscribeURL", "Timestamp",
-                                          "Token", "TopicArn", "Type", NULL};
+                                          "Token",   "TopicArn",  "Type",         NULL};
   GString *s = g_string_new(NULL);
   for (const char *const *k = notification ? note_keys : conf_keys; *k; k++) {
     size_t len = 0;
@@ -80,7 +80,7 @@ string_to_sign(json_t *doc, int notification)
 /* Load every certificate of PEM; the first is returned, the others are appended to
  * *CHAIN_OUT (new stack, sk_X509_pop_free). NULL when PEM holds none. */
 static X509 *
-load_certs(const char *pem, STACK_OF(X509) **chain_out)
+load_certs(const char *pem, STACK_OF(X509) * *chain_out)
 {
   BIO *bio = BIO_new_mem_buf(pem, -1);
   X509 *leaf = NULL, *c;
@@ -96,7 +96,7 @@ load_certs(const char *pem, STACK_OF(X509) **chain_out)
 }
 
 static int
-chain_ok(X509 *leaf, STACK_OF(X509) *chain, const char *ca_pem, gint64 now)
+chain_ok(X509 *leaf, STACK_OF(X509) * chain, const char *ca_pem, gint64 now)
 {
   X509_STORE *store = X509_STORE_new();
   X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -132,7 +132,7 @@ verify_signature(const adapter_request *req, const adapter_config *cfg, json_t *
   EVP_MD_CTX *md = NULL;
   GString *text = NULL;
   const char *version = adapter_json_str(doc, "SignatureVersion", NULL);
-  const EVP_MD *alg = !version ? NULL
+  const EVP_MD *alg = !version                    ? NULL
                       : strcmp(version, "1") == 0 ? EVP_sha1()
                       : strcmp(version, "2") == 0 ? EVP_sha256()
                                                   : NULL;
@@ -333,8 +333,8 @@ ses_adapt(const adapter_request *req, const adapter_config *cfg, adapter_result 
                              "the body is not an SNS JSON message: %s", why ? why : "wrong type");
     goto done;
   }
-  static const char *const required[] = {"Type",      "MessageId",      "TopicArn",
-                                         "Message",   "Timestamp",      "SignatureVersion",
+  static const char *const required[] = {"Type",      "MessageId",     "TopicArn",
+                                         "Message",   "Timestamp",     "SignatureVersion",
                                          "Signature", "SigningCertURL"};
   for (size_t i = 0; i < G_N_ELEMENTS(required); i++) {
     if (!adapter_json_str(doc, required[i], NULL)) {

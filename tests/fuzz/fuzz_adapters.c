@@ -26,7 +26,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  static const char *const providers[] = {"sendgrid", "mailgun", "postmark",
+  static const char *const providers[] = {"sendgrid", "mailgun",  "postmark",
                                           "ses",      "mandrill", "raw"};
   if (size < 2)
     return 0;
@@ -44,8 +44,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   form_limits_default(&lim);
   lim.max_fields = 200;
   adapter_config cfg = {.ses_topic_arns = topics, .sns_cert = no_cert, .form_limits = &lim};
-  adapter_request rq = {.method = "POST", .content_type = ctype, .body = body, .len = len,
-                        .now = 1700000000};
+  adapter_request rq = {
+      .method = "POST", .content_type = ctype, .body = body, .len = len, .now = 1700000000};
   adapter_result res;
   adapter_result_init(&res);
   ib_status st = adapter_run(provider, &rq, &cfg, &res);

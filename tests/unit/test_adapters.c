@@ -77,20 +77,25 @@ static ib_status
 run(const char *provider, const char *method, const char *ctype, const char *body, size_t len,
     GHashTable *headers, const adapter_config *cfg, gint64 now, adapter_result *res)
 {
-  adapter_request rq = {.method = method, .path = "/inbound/x", .content_type = ctype,
-                        .body = body, .len = len, .header = lookup, .header_ctx = headers,
+  adapter_request rq = {.method = method,
+                        .path = "/inbound/x",
+                        .content_type = ctype,
+                        .body = body,
+                        .len = len,
+                        .header = lookup,
+                        .header_ctx = headers,
                         .now = now};
   adapter_result_init(res);
   return adapter_run(provider, &rq, cfg, res);
 }
 
-#define CHECK_FAIL(res, st_, http_, code_)                                               \
-  do {                                                                                   \
-    CHECK_INT((res)->status, st_);                                                       \
-    CHECK_INT((res)->http_status, http_);                                                \
-    CHECK_STR((res)->code, code_);                                                       \
-    CHECK((res)->message != NULL);                                                       \
-    CHECK_INT((res)->inbound->len, 0);                                                   \
+#define CHECK_FAIL(res, st_, http_, code_)                                                         \
+  do {                                                                                             \
+    CHECK_INT((res)->status, st_);                                                                 \
+    CHECK_INT((res)->http_status, http_);                                                          \
+    CHECK_STR((res)->code, code_);                                                                 \
+    CHECK((res)->message != NULL);                                                                 \
+    CHECK_INT((res)->inbound->len, 0);                                                             \
   } while (0)
 
 /* ---- keys and certificates ------------------------------------------------------------ */
@@ -112,8 +117,7 @@ spki_b64(EVP_PKEY *key)
 }
 
 static char *
-sign_b64(EVP_PKEY *key, const EVP_MD *md, const void *a, size_t alen, const void *b,
-         size_t blen)
+sign_b64(EVP_PKEY *key, const EVP_MD *md, const void *a, size_t alen, const void *b, size_t blen)
 {
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   size_t siglen = 0;
@@ -189,10 +193,12 @@ pki_init(void)
   pk.leaf_key = EVP_RSA_gen(2048);
   pk.other_key = EVP_RSA_gen(2048);
   pk.not_after = now + 30 * 86400;
-  pk.ca = make_cert(pk.ca_key, pk.ca_key, NULL, "Test SNS Root CA", now - 86400, now + 3650 * 86400, 1);
-  pk.leaf = make_cert(pk.leaf_key, pk.ca_key, pk.ca, "sns.amazonaws.com", now - 3600, pk.not_after, 2);
-  pk.other_ca = make_cert(pk.other_key, pk.other_key, NULL, "Other CA", now - 86400,
-                          now + 3650 * 86400, 3);
+  pk.ca =
+      make_cert(pk.ca_key, pk.ca_key, NULL, "Test SNS Root CA", now - 86400, now + 3650 * 86400, 1);
+  pk.leaf =
+      make_cert(pk.leaf_key, pk.ca_key, pk.ca, "sns.amazonaws.com", now - 3600, pk.not_after, 2);
+  pk.other_ca =
+      make_cert(pk.other_key, pk.other_key, NULL, "Other CA", now - 86400, now + 3650 * 86400, 3);
   pk.ca_pem = cert_pem(pk.ca);
   pk.leaf_pem = cert_pem(pk.leaf);
   pk.other_ca_pem = cert_pem(pk.other_ca);
@@ -237,10 +243,10 @@ static GString *
 sns_string(json_t *doc)
 {
   const char *type = json_string_value(json_object_get(doc, "Type"));
-  static const char *const note[] = {"Message", "MessageId", "Subject", "Timestamp",
-                                     "TopicArn", "Type", NULL};
+  static const char *const note[] = {"Message",  "MessageId", "Subject", "Timestamp",
+                                     "TopicArn", "Type",      NULL};
   static const char *const conf[] = {"Message", "MessageId", "SubscribeURL", "Timestamp",
-                                     "Token", "TopicArn", "Type", NULL};
+                                     "Token",   "TopicArn",  "Type",         NULL};
   GString *s = g_string_new(NULL);
   for (const char *const *k = type && strcmp(type, "Notification") == 0 ? note : conf; *k; k++) {
     json_t *v = json_object_get(doc, *k);
@@ -372,8 +378,9 @@ digest_gmime(GBytes *raw)
     char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bytes->data, bytes->len);
     char *mt = g_mime_content_type_get_mime_type(ct);
     const char *cid = g_mime_part_get_content_id(p);
-    g_ptr_array_add(d->atts, g_strdup_printf("%s %s %s %s %s", sum, mt, cid ? "inline" : "attachment",
-                                             cid ? cid : "-", fn ? fn : "-"));
+    g_ptr_array_add(d->atts,
+                    g_strdup_printf("%s %s %s %s %s", sum, mt, cid ? "inline" : "attachment",
+                                    cid ? cid : "-", fn ? fn : "-"));
     g_free(mt);
     g_free(sum);
     g_object_unref(out);
@@ -409,11 +416,11 @@ digest_pipeline(const ib_inbound *in)
   d->html = lf(msg->html);
   for (guint i = 0; i < msg->attachments->len; i++) {
     ib_attachment *a = g_ptr_array_index(msg->attachments, i);
-    g_ptr_array_add(d->atts, g_strdup_printf("%s %s %s %s %s", a->sha256, a->content_type,
-                                             a->disposition == IB_DISP_INLINE ? "inline"
-                                                                              : "attachment",
-                                             a->content_id ? a->content_id : "-",
-                                             a->filename ? a->filename : "-"));
+    g_ptr_array_add(d->atts,
+                    g_strdup_printf("%s %s %s %s %s", a->sha256, a->content_type,
+                                    a->disposition == IB_DISP_INLINE ? "inline" : "attachment",
+                                    a->content_id ? a->content_id : "-",
+                                    a->filename ? a->filename : "-"));
   }
   /* The adapter's metadata reached the message. */
   CHECK_STR(msg->provider, in->provider);
@@ -518,9 +525,9 @@ check_inbound(json_t *want, const ib_inbound *in, const char *what)
     for (guint i = 0; i < d->atts->len && i < json_array_size(atts); i++) {
       json_t *a = json_array_get(atts, i);
       const char *cid = jstr(a, "content_id");
-      char *line = g_strdup_printf("%s %s %s %s %s", jstr(a, "sha256"), jstr(a, "content_type"),
-                                   cid ? "inline" : "attachment", cid ? cid : "-",
-                                   jstr(a, "filename"));
+      char *line =
+          g_strdup_printf("%s %s %s %s %s", jstr(a, "sha256"), jstr(a, "content_type"),
+                          cid ? "inline" : "attachment", cid ? cid : "-", jstr(a, "filename"));
       CHECK_STR(g_ptr_array_index(d->atts, i), line);
       g_free(line);
     }
@@ -548,7 +555,8 @@ run_fixture(const char *dir, const char *case_name, const char *body_file)
   GHashTable *headers = headers_new();
   const char *k;
   json_t *v;
-  json_object_foreach(json_object_get(rq, "headers"), k, v) headers_set(headers, k, json_string_value(v));
+  json_object_foreach(json_object_get(rq, "headers"), k, v)
+      headers_set(headers, k, json_string_value(v));
 
   adapter_config cfg = {0};
   cert_src src = {.pem = pk.leaf_pem};
@@ -576,9 +584,13 @@ run_fixture(const char *dir, const char *case_name, const char *body_file)
     json_decref(doc);
   }
   json_t *now = json_object_get(meta, "now");
-  adapter_request req = {.method = jstr(rq, "method"), .path = jstr(rq, "path"),
-                         .content_type = jstr(rq, "content_type"), .body = body, .len = blen,
-                         .header = lookup, .header_ctx = headers,
+  adapter_request req = {.method = jstr(rq, "method"),
+                         .path = jstr(rq, "path"),
+                         .content_type = jstr(rq, "content_type"),
+                         .body = body,
+                         .len = blen,
+                         .header = lookup,
+                         .header_ctx = headers,
                          .now = json_is_integer(now) ? json_integer_value(now) : 0};
   const char *provider = adapter_provider_for_path(req.path);
   CHECK_STR(provider, dir);
@@ -696,7 +708,8 @@ test_source_message(void)
   CHECK_STR(source_gmime->from, "J\xc3\xbcrgen M\xc3\xbcller <jurgen@example.org>");
   CHECK_STR(source_gmime->to, "Support <help@in.example.com>");
   CHECK_STR(source_gmime->cc, " <bob@example.net>");
-  CHECK(source_gmime->text && g_str_has_suffix(source_gmime->text, "Gr\xc3\xbc\xc3\x9f" "e\nJ\xc3\xbcrgen"));
+  CHECK(source_gmime->text && g_str_has_suffix(source_gmime->text, "Gr\xc3\xbc\xc3\x9f"
+                                                                   "e\nJ\xc3\xbcrgen"));
   CHECK(source_gmime->html && strstr(source_gmime->html, "<img src=\"cid:jam.1@example.org\""));
   CHECK_INT(source_gmime->atts->len, 2);
   if (source_gmime->atts->len == 2) {
@@ -709,8 +722,8 @@ test_source_message(void)
   CHECK_STR(source_pipeline->subject, SUBJECT);
   CHECK_STR(source_pipeline->from, "J\xc3\xbcrgen M\xc3\xbcller <jurgen@example.org>");
   CHECK_STR(source_pipeline->to, "help@in.example.com");
-  CHECK(source_pipeline->text &&
-        g_str_has_suffix(source_pipeline->text, "Gr\xc3\xbc\xc3\x9f" "e\nJ\xc3\xbcrgen"));
+  CHECK(source_pipeline->text && g_str_has_suffix(source_pipeline->text, "Gr\xc3\xbc\xc3\x9f"
+                                                                         "e\nJ\xc3\xbcrgen"));
   CHECK(source_pipeline->html && strstr(source_pipeline->html, "cid:jam.1@example.org"));
   CHECK_INT(source_pipeline->atts->len, 2);
   if (source_pipeline->atts->len == 2) {
@@ -749,17 +762,23 @@ run_mailgun(const char *const *pairs, const adapter_config *cfg, gint64 now, ada
   return st;
 }
 
-#define MG_MIME "From: Bob <bob@example.org>\r\nTo: help@mg.example.com\r\nSubject: Re: Order 1234\r\n" \
-                "Message-Id: <r1@example.org>\r\nX-Mailgun-Sscore: 1.5\r\nX-Mailgun-Spf: Neutral\r\n\r\nThanks!\r\n"
+#define MG_MIME                                                                                    \
+  "From: Bob <bob@example.org>\r\nTo: help@mg.example.com\r\nSubject: Re: Order 1234\r\n"          \
+  "Message-Id: <r1@example.org>\r\nX-Mailgun-Sscore: 1.5\r\nX-Mailgun-Spf: "                       \
+  "Neutral\r\n\r\nThanks!\r\n"
 
 static void
 test_mailgun_auth(void)
 {
   adapter_config cfg = {.mailgun_signing_key = MG_KEY};
   adapter_result res;
-  const char *good[] = {"recipient", "help@mg.example.com", "sender", "bounce@example.org",
-                        "body-mime", MG_MIME, "timestamp", "1700000000", "token", MG_TOKEN,
-                        "signature", MG_SIG, NULL};
+  const char *good[] = {"recipient", "help@mg.example.com",
+                        "sender",    "bounce@example.org",
+                        "body-mime", MG_MIME,
+                        "timestamp", "1700000000",
+                        "token",     MG_TOKEN,
+                        "signature", MG_SIG,
+                        NULL};
   /* Valid, at both ends of the 5-minute window. */
   gint64 nows[] = {1700000000, 1700000000 + 300, 1700000000 - 300};
   for (size_t i = 0; i < G_N_ELEMENTS(nows); i++) {
@@ -785,8 +804,8 @@ test_mailgun_auth(void)
   }
   /* Uppercase hex is the same signature. */
   char *upper = g_ascii_strup(MG_SIG, -1);
-  const char *up[] = {"body-mime", MG_MIME, "timestamp", "1700000000", "token", MG_TOKEN,
-                      "signature", upper, NULL};
+  const char *up[] = {"body-mime", MG_MIME,     "timestamp", "1700000000", "token",
+                      MG_TOKEN,    "signature", upper,       NULL};
   CHECK_INT(run_mailgun(up, &cfg, 1700000000, &res), IB_OK);
   adapter_result_clear(&res);
   g_free(upper);
@@ -805,9 +824,12 @@ test_mailgun_auth(void)
   CHECK_INT(res.replay_expires, 1700003600);
   adapter_result_clear(&res);
   /* Wrong signature, wrong key, changed timestamp. */
-  const char *bad[] = {"body-mime", MG_MIME, "timestamp", "1700000000", "token", MG_TOKEN,
-                       "signature", "64a05ffab5b32390ac9313603edc23b6770c27e56b345edf0a810ed3e81b8d0f",
-                       NULL};
+  const char *bad[] = {
+      "body-mime", MG_MIME,
+      "timestamp", "1700000000",
+      "token",     MG_TOKEN,
+      "signature", "64a05ffab5b32390ac9313603edc23b6770c27e56b345edf0a810ed3e81b8d0f",
+      NULL};
   CHECK_INT(run_mailgun(bad, &cfg, 1700000000, &res), IB_ERR_AUTH);
   CHECK_FAIL(&res, IB_ERR_AUTH, 406, "mailgun_bad_signature");
   adapter_result_clear(&res);
@@ -815,8 +837,8 @@ test_mailgun_auth(void)
   CHECK_INT(run_mailgun(good, &other, 1700000000, &res), IB_ERR_AUTH);
   CHECK_FAIL(&res, IB_ERR_AUTH, 406, "mailgun_bad_signature");
   adapter_result_clear(&res);
-  const char *moved[] = {"body-mime", MG_MIME, "timestamp", "1700000001", "token", MG_TOKEN,
-                         "signature", MG_SIG, NULL};
+  const char *moved[] = {"body-mime", MG_MIME,     "timestamp", "1700000001", "token",
+                         MG_TOKEN,    "signature", MG_SIG,      NULL};
   CHECK_INT(run_mailgun(moved, &cfg, 1700000000, &res), IB_ERR_AUTH);
   CHECK_FAIL(&res, IB_ERR_AUTH, 406, "mailgun_bad_signature");
   adapter_result_clear(&res);
@@ -835,20 +857,21 @@ test_mailgun_auth(void)
   CHECK(res.replay_token == NULL);
   adapter_result_clear(&res);
   /* A mail header posing as Mailgun's token, with another value: refused, key or not. */
-  const char *dup[] = {"body-mime", MG_MIME, "token", "attacker-chosen", "timestamp", "1700000000",
-                       "token", MG_TOKEN, "signature", MG_SIG, NULL};
+  const char *dup[] = {"body-mime", MG_MIME,      "token", "attacker-chosen",
+                       "timestamp", "1700000000", "token", MG_TOKEN,
+                       "signature", MG_SIG,       NULL};
   CHECK_INT(run_mailgun(dup, &cfg, 1700000000, &res), IB_ERR_INVALID);
   CHECK_FAIL(&res, IB_ERR_INVALID, 406, "mailgun_conflicting_fields");
   adapter_result_clear(&res);
   CHECK_INT(run_mailgun(dup, &open, 1700000000, &res), IB_ERR_INVALID);
   adapter_result_clear(&res);
   const char *dupsig[] = {"body-mime", MG_MIME, "timestamp", "1700000000", "token", MG_TOKEN,
-                          "signature", MG_SIG, "signature", "00", NULL};
+                          "signature", MG_SIG,  "signature", "00",         NULL};
   CHECK_INT(run_mailgun(dupsig, &cfg, 1700000000, &res), IB_ERR_INVALID);
   adapter_result_clear(&res);
   /* The same value twice (a header equal to the field) is harmless. */
-  const char *same[] = {"body-mime", MG_MIME, "timestamp", "1700000000", "timestamp", "1700000000",
-                        "token", MG_TOKEN, "signature", MG_SIG, NULL};
+  const char *same[] = {"body-mime", MG_MIME,  "timestamp", "1700000000", "timestamp", "1700000000",
+                        "token",     MG_TOKEN, "signature", MG_SIG,       NULL};
   CHECK_INT(run_mailgun(same, &cfg, 1700000000, &res), IB_OK);
   adapter_result_clear(&res);
 }
@@ -859,9 +882,12 @@ test_mailgun_variants(void)
   adapter_config open = {0};
   adapter_result res;
   /* Parsed, urlencoded, without message-headers: From/To/Subject from the fields. */
-  const char *plain[] = {"recipient", "help@mg.example.com, sales@mg.example.com", "sender",
-                         "<>", "from", "Bob <bob@example.org>", "subject", "Re: Order 1234",
-                         "body-plain", "Thanks!\n> old text", NULL};
+  const char *plain[] = {"recipient",  "help@mg.example.com, sales@mg.example.com",
+                         "sender",     "<>",
+                         "from",       "Bob <bob@example.org>",
+                         "subject",    "Re: Order 1234",
+                         "body-plain", "Thanks!\n> old text",
+                         NULL};
   CHECK_INT(run_mailgun(plain, &open, 0, &res), IB_OK);
   if (res.inbound->len) {
     ib_inbound *in = g_ptr_array_index(res.inbound, 0);
@@ -878,11 +904,14 @@ test_mailgun_variants(void)
   }
   adapter_result_clear(&res);
   /* A mail header named exactly "body-mime" cannot pose as the message. */
-  const char *hostile[] = {"body-mime", "From: evil@example.net\r\n\r\nspoofed\r\n",
+  const char *hostile[] = {"body-mime",
+                           "From: evil@example.net\r\n\r\nspoofed\r\n",
                            "message-headers",
                            "[[\"From\",\"Bob <bob@example.org>\"],[\"Subject\",\"hi\"],"
                            "[\"body-mime\",\"From: evil@example.net\\r\\n\\r\\nspoofed\\r\\n\"]]",
-                           "body-plain", "real text", NULL};
+                           "body-plain",
+                           "real text",
+                           NULL};
   CHECK_INT(run_mailgun(hostile, &open, 0, &res), IB_OK);
   if (res.inbound->len) {
     ib_inbound *in = g_ptr_array_index(res.inbound, 0);
@@ -908,9 +937,10 @@ test_mailgun_variants(void)
   CHECK_STR(res.allow, "POST");
   adapter_result_clear(&res);
   /* A malformed multipart body. */
-  static const char trunc[] = "--b\r\nContent-Disposition: form-data; name=\"body-mime\"\r\n\r\nFrom: a";
-  CHECK_INT(run("mailgun", "POST", "multipart/form-data; boundary=b", trunc, sizeof trunc - 1,
-                NULL, &open, 0, &res),
+  static const char trunc[] =
+      "--b\r\nContent-Disposition: form-data; name=\"body-mime\"\r\n\r\nFrom: a";
+  CHECK_INT(run("mailgun", "POST", "multipart/form-data; boundary=b", trunc, sizeof trunc - 1, NULL,
+                &open, 0, &res),
             IB_ERR_INVALID);
   CHECK_FAIL(&res, IB_ERR_INVALID, 406, "bad_form");
   adapter_result_clear(&res);
@@ -920,9 +950,9 @@ test_mailgun_variants(void)
 
 #define MANDRILL_KEY "mandrill-webhook-key-XYZ"
 #define MANDRILL_URL "https://inbound.example.com/hooks/mandrill"
-#define MANDRILL_EVENTS                                                                  \
-  "[{\"event\":\"inbound\",\"ts\":1700000000,\"msg\":{\"raw_msg\":\"From: "              \
-  "a@example.org\\r\\nTo: t@in.example.com\\r\\nSubject: hi\\r\\n\\r\\nbody\\r\\n\","   \
+#define MANDRILL_EVENTS                                                                            \
+  "[{\"event\":\"inbound\",\"ts\":1700000000,\"msg\":{\"raw_msg\":\"From: "                        \
+  "a@example.org\\r\\nTo: t@in.example.com\\r\\nSubject: hi\\r\\n\\r\\nbody\\r\\n\","              \
   "\"email\":\"t@in.example.com\"}}]"
 
 static ib_status
@@ -934,9 +964,14 @@ run_mandrill(const char *events, const char *sig, const adapter_config *cfg, con
   GHashTable *h = headers_new();
   if (sig)
     headers_set(h, "X-Mandrill-Signature", sig);
-  adapter_request rq = {.method = "POST", .path = "/inbound/mandrill", .url = url,
-                        .content_type = "application/x-www-form-urlencoded", .body = body,
-                        .len = strlen(body), .header = lookup, .header_ctx = h};
+  adapter_request rq = {.method = "POST",
+                        .path = "/inbound/mandrill",
+                        .url = url,
+                        .content_type = "application/x-www-form-urlencoded",
+                        .body = body,
+                        .len = strlen(body),
+                        .header = lookup,
+                        .header_ctx = h};
   adapter_result_init(res);
   ib_status st = adapter_run("mandrill", &rq, cfg, res);
   g_hash_table_unref(h);
@@ -956,7 +991,8 @@ test_mandrill(void)
     ib_inbound *in = g_ptr_array_index(res.inbound, 0);
     gsize len = 0;
     const char *raw = g_bytes_get_data(in->raw, &len);
-    static const char want[] = "From: a@example.org\r\nTo: t@in.example.com\r\nSubject: hi\r\n\r\nbody\r\n";
+    static const char want[] =
+        "From: a@example.org\r\nTo: t@in.example.com\r\nSubject: hi\r\n\r\nbody\r\n";
     CHECK(len == sizeof want - 1 && memcmp(raw, want, len) == 0);
     CHECK_INT(in->envelope_to->len, 1);
     CHECK(in->envelope_from == NULL);
@@ -964,23 +1000,26 @@ test_mandrill(void)
   adapter_result_clear(&res);
   /* The URL as the server saw it, when none is configured. */
   adapter_config byurl = {.mandrill_key = MANDRILL_KEY};
-  CHECK_INT(run_mandrill(MANDRILL_EVENTS, "RV7lJKUFzRT0U7sBDjQetfD09q0=", &byurl, MANDRILL_URL, &res),
-            IB_OK);
+  CHECK_INT(
+      run_mandrill(MANDRILL_EVENTS, "RV7lJKUFzRT0U7sBDjQetfD09q0=", &byurl, MANDRILL_URL, &res),
+      IB_OK);
   adapter_result_clear(&res);
   CHECK_INT(run_mandrill(MANDRILL_EVENTS, "RV7lJKUFzRT0U7sBDjQetfD09q0=", &byurl, NULL, &res),
             IB_ERR_INTERNAL);
   CHECK_FAIL(&res, IB_ERR_INTERNAL, 500, "mandrill_url_missing");
   adapter_result_clear(&res);
   /* A trailing slash is another URL. */
-  CHECK_INT(run_mandrill(MANDRILL_EVENTS, "RV7lJKUFzRT0U7sBDjQetfD09q0=", &byurl, MANDRILL_URL "/",
-                         &res),
-            IB_ERR_AUTH);
+  CHECK_INT(
+      run_mandrill(MANDRILL_EVENTS, "RV7lJKUFzRT0U7sBDjQetfD09q0=", &byurl, MANDRILL_URL "/", &res),
+      IB_ERR_AUTH);
   adapter_result_clear(&res);
   /* Wrong, truncated, missing signatures; changed payload. */
-  CHECK_INT(run_mandrill(MANDRILL_EVENTS, "RV7lJKUFzRT0U7sBDjQetfD09q0", &cfg, NULL, &res), IB_ERR_AUTH);
+  CHECK_INT(run_mandrill(MANDRILL_EVENTS, "RV7lJKUFzRT0U7sBDjQetfD09q0", &cfg, NULL, &res),
+            IB_ERR_AUTH);
   CHECK_FAIL(&res, IB_ERR_AUTH, 401, "mandrill_bad_signature");
   adapter_result_clear(&res);
-  CHECK_INT(run_mandrill(MANDRILL_EVENTS, "SV7lJKUFzRT0U7sBDjQetfD09q0=", &cfg, NULL, &res), IB_ERR_AUTH);
+  CHECK_INT(run_mandrill(MANDRILL_EVENTS, "SV7lJKUFzRT0U7sBDjQetfD09q0=", &cfg, NULL, &res),
+            IB_ERR_AUTH);
   adapter_result_clear(&res);
   CHECK_INT(run_mandrill(MANDRILL_EVENTS, NULL, &cfg, NULL, &res), IB_ERR_AUTH);
   CHECK_FAIL(&res, IB_ERR_AUTH, 401, "mandrill_signature_missing");
@@ -989,7 +1028,8 @@ test_mandrill(void)
   adapter_result_clear(&res);
   /* No key: not checked. A batch with only tracking events stores nothing. */
   adapter_config open = {0};
-  CHECK_INT(run_mandrill("[{\"event\":\"open\",\"msg\":{}},{\"event\":\"click\"}]", NULL, &open, NULL, &res),
+  CHECK_INT(run_mandrill("[{\"event\":\"open\",\"msg\":{}},{\"event\":\"click\"}]", NULL, &open,
+                         NULL, &res),
             IB_OK);
   CHECK_INT(res.inbound->len, 0);
   CHECK(res.note && strstr(res.note, "no inbound event"));
@@ -1092,7 +1132,8 @@ test_sendgrid_misc(void)
 {
   adapter_config open = {0};
   adapter_result res;
-  static const char neither[] = "--b\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\nx@example.com\r\n--b--\r\n";
+  static const char neither[] =
+      "--b\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\nx@example.com\r\n--b--\r\n";
   CHECK_INT(run("sendgrid", "POST", "multipart/form-data; boundary=b", neither, sizeof neither - 1,
                 NULL, &open, 0, &res),
             IB_ERR_NOT_MAIL);
@@ -1106,10 +1147,13 @@ test_sendgrid_misc(void)
   static const char odd[] =
       "--b\r\nContent-Disposition: form-data; name=\"headers\"\r\n\r\n"
       "From: a@example.org\nSubject: x\n\r\n"
-      "--b\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nGr\xfc\xdf" "e\r\n"
-      "--b\r\nContent-Disposition: form-data; name=\"charsets\"\r\n\r\n{\"text\":\"x-no-such-charset\"}\r\n"
+      "--b\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nGr\xfc\xdf"
+      "e\r\n"
+      "--b\r\nContent-Disposition: form-data; "
+      "name=\"charsets\"\r\n\r\n{\"text\":\"x-no-such-charset\"}\r\n"
       "--b\r\nContent-Disposition: form-data; name=\"envelope\"\r\n\r\n{\"to\":[\r\n"
-      "--b\r\nContent-Disposition: form-data; name=\"dkim\"\r\n\r\n{@a.example : fail, @b.example : pass}\r\n"
+      "--b\r\nContent-Disposition: form-data; name=\"dkim\"\r\n\r\n{@a.example : fail, @b.example "
+      ": pass}\r\n"
       "--b\r\nContent-Disposition: form-data; name=\"SPF\"\r\n\r\nsoftfail\r\n"
       "--b--\r\n";
   CHECK_INT(run("sendgrid", "POST", "multipart/form-data; boundary=b", odd, sizeof odd - 1, NULL,
@@ -1128,7 +1172,8 @@ test_sendgrid_misc(void)
                 "replacement characters");
     }
     digest *d = digest_gmime(in->raw);
-    CHECK_STR(d->text, "Gr\xef\xbf\xbd\xef\xbf\xbd" "e");
+    CHECK_STR(d->text, "Gr\xef\xbf\xbd\xef\xbf\xbd"
+                       "e");
     CHECK_STR(d->subject, "x");
     digest_free(d);
   }
@@ -1146,24 +1191,30 @@ test_postmark_misc(void)
             IB_ERR_INVALID);
   CHECK_FAIL(&res, IB_ERR_INVALID, 403, "postmark_bad_json");
   adapter_result_clear(&res);
-  CHECK_INT(run("postmark", "POST", "application/json", "[]", 2, NULL, &open, 0, &res), IB_ERR_INVALID);
+  CHECK_INT(run("postmark", "POST", "application/json", "[]", 2, NULL, &open, 0, &res),
+            IB_ERR_INVALID);
   adapter_result_clear(&res);
-  CHECK_INT(run("postmark", "POST", "application/json", "{\"MessageID\":\"x\"}", 17, NULL, &open, 0, &res),
+  CHECK_INT(run("postmark", "POST", "application/json", "{\"MessageID\":\"x\"}", 17, NULL, &open, 0,
+                &res),
             IB_ERR_NOT_MAIL);
   CHECK_FAIL(&res, IB_ERR_NOT_MAIL, 403, "postmark_no_message");
   adapter_result_clear(&res);
   CHECK_INT(run("postmark", "POST", "application/jsonx", "{}", 2, NULL, &open, 0, &res),
             IB_ERR_UNSUPPORTED);
   adapter_result_clear(&res);
-  CHECK_INT(run("postmark", "POST", "text/xml", "<x/>", 4, NULL, &open, 0, &res), IB_ERR_UNSUPPORTED);
+  CHECK_INT(run("postmark", "POST", "text/xml", "<x/>", 4, NULL, &open, 0, &res),
+            IB_ERR_UNSUPPORTED);
   CHECK_FAIL(&res, IB_ERR_UNSUPPORTED, 403, "unsupported_media_type");
   adapter_result_clear(&res);
   /* RawEmail with a NUL byte (\u0000) is kept byte for byte. */
-  static const char nul[] = "{\"RawEmail\":\"Subject: a\\r\\n\\r\\nx\\u0000y\\r\\n\",\"MessageID\":\"m1\"}";
-  CHECK_INT(run("postmark", "POST", "application/json", nul, sizeof nul - 1, NULL, &open, 0, &res), IB_OK);
+  static const char nul[] =
+      "{\"RawEmail\":\"Subject: a\\r\\n\\r\\nx\\u0000y\\r\\n\",\"MessageID\":\"m1\"}";
+  CHECK_INT(run("postmark", "POST", "application/json", nul, sizeof nul - 1, NULL, &open, 0, &res),
+            IB_OK);
   if (res.inbound->len) {
     gsize len = 0;
-    const char *raw = g_bytes_get_data(((ib_inbound *)g_ptr_array_index(res.inbound, 0))->raw, &len);
+    const char *raw =
+        g_bytes_get_data(((ib_inbound *)g_ptr_array_index(res.inbound, 0))->raw, &len);
     static const char want[] = "Subject: a\r\n\r\nx\0y\r\n";
     CHECK(len == sizeof want - 1 && memcmp(raw, want, len) == 0);
   }
@@ -1203,8 +1254,8 @@ run_sns(json_t *doc, const adapter_config *cfg, gint64 now, adapter_result *res)
 {
   char *body = json_dumps(doc, 0);
   CHECK(body != NULL);
-  ib_status st = run("ses", "POST", "text/plain; charset=UTF-8", body, body ? strlen(body) : 0, NULL, cfg,
-                     now, res);
+  ib_status st = run("ses", "POST", "text/plain; charset=UTF-8", body, body ? strlen(body) : 0,
+                     NULL, cfg, now, res);
   free(body);
   return st;
 }
@@ -1350,7 +1401,8 @@ test_sns(void)
   json_t *note = ses_note(doc);
   json_object_set_new(json_object_get(json_object_get(note, "receipt"), "action"), "encoding",
                       json_string("UTF8"));
-  json_object_set_new(note, "content", json_string("From: a@example.org\r\nSubject: \xc3\xbc\r\n\r\nx\r\n"));
+  json_object_set_new(note, "content",
+                      json_string("From: a@example.org\r\nSubject: \xc3\xbc\r\n\r\nx\r\n"));
   json_object_set_new(json_object_get(json_object_get(note, "receipt"), "spamVerdict"), "status",
                       json_string("FAIL"));
   json_t *d = json_deep_copy(doc);
@@ -1440,7 +1492,8 @@ test_sns(void)
   CHECK(res.note && strstr(res.note, json_string_value(json_object_get(doc, "Token"))));
   adapter_result_clear(&res);
   d = json_deep_copy(doc);
-  json_object_set_new(d, "SubscribeURL", json_string("https://attacker.example.net/?Action=ConfirmSubscription"));
+  json_object_set_new(d, "SubscribeURL",
+                      json_string("https://attacker.example.net/?Action=ConfirmSubscription"));
   sns_sign(d, pk.leaf_key);
   CHECK_INT(run_sns(d, &cfg, SNS_NOW, &res), IB_ERR_INVALID);
   CHECK_FAIL(&res, IB_ERR_INVALID, 400, "sns_subscribe_url_refused");
@@ -1524,8 +1577,11 @@ test_raw(void)
   static const char msg[] = "X-Original-To: help@in.example.com\r\nFrom: a@example.org\r\n"
                             "Subject: hi\r\n\r\nX-Original-To: not@this.one\r\n";
   GBytes *body = g_bytes_new_static(msg, sizeof msg - 1);
-  adapter_request rq = {.method = "POST", .content_type = "message/rfc822", .body = msg,
-                        .len = sizeof msg - 1, .body_bytes = body};
+  adapter_request rq = {.method = "POST",
+                        .content_type = "message/rfc822",
+                        .body = msg,
+                        .len = sizeof msg - 1,
+                        .body_bytes = body};
   adapter_result res;
   adapter_result_init(&res);
   CHECK_INT(adapter_run("raw", &rq, NULL, &res), IB_OK);
@@ -1593,7 +1649,7 @@ mutate(GRand *r, char *buf, size_t *len)
   }
   int n = g_rand_int_range(r, 1, 6);
   static const char alphabet[] = "\0\r\n-\"\\{}[]:,=&%;<>\xff\xc3";
-  for (int i = 0; i < n && *len > 0; i++) {
+  for (int i = 0; i<n && * len> 0; i++) {
     size_t at = (size_t)g_rand_int_range(r, 0, (gint32)*len);
     buf[at] = kind == 1 ? (char)g_rand_int_range(r, 0, 256)
                         : alphabet[g_rand_int_range(r, 0, (gint32)sizeof alphabet - 1)];
@@ -1611,7 +1667,8 @@ test_mutations(void)
   } cases[] = {
       {"sendgrid", "sendgrid/raw.multipart", "multipart/form-data; boundary=xYzZY"},
       {"sendgrid", "sendgrid/parsed.multipart", "multipart/form-data; boundary=xYzZY"},
-      {"mailgun", "mailgun/parsed.multipart", "multipart/form-data; boundary=2b6ebbc1e0c14b6f9d3c1d1e9a5f0c7e"},
+      {"mailgun", "mailgun/parsed.multipart",
+       "multipart/form-data; boundary=2b6ebbc1e0c14b6f9d3c1d1e9a5f0c7e"},
       {"mailgun", "mailgun/mime.urlencoded", "application/x-www-form-urlencoded"},
       {"postmark", "postmark/parsed.json", "application/json"},
       {"postmark", "postmark/raw.json", "application/json"},

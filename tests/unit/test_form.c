@@ -38,14 +38,14 @@ parse_err(const char *ctype, const char *body, size_t len, const form_limits *li
   return st;
 }
 
-#define CHECK_VALUE(ff, want)                                                            \
-  do {                                                                                   \
-    const form_field *f_ = (ff);                                                         \
-    CHECK(f_ != NULL);                                                                   \
-    if (f_) {                                                                            \
-      CHECK_INT(f_->len, sizeof(want) - 1);                                              \
-      CHECK(f_->len == sizeof(want) - 1 && memcmp(f_->value, want, f_->len) == 0);       \
-    }                                                                                    \
+#define CHECK_VALUE(ff, want)                                                                      \
+  do {                                                                                             \
+    const form_field *f_ = (ff);                                                                   \
+    CHECK(f_ != NULL);                                                                             \
+    if (f_) {                                                                                      \
+      CHECK_INT(f_->len, sizeof(want) - 1);                                                        \
+      CHECK(f_->len == sizeof(want) - 1 && memcmp(f_->value, want, f_->len) == 0);                 \
+    }                                                                                              \
   } while (0)
 
 static void
@@ -177,8 +177,7 @@ test_multipart_malformed(void)
   static const char noname[] = "--zz\r\nContent-Disposition: form-data\r\n\r\nv\r\n--zz--";
   CHECK_INT(parse_err(ct, noname, sizeof noname - 1, NULL, "name"), IB_ERR_INVALID);
   static const char nodisp[] = "--zz\r\nContent-Type: text/plain\r\n\r\nv\r\n--zz--";
-  CHECK_INT(parse_err(ct, nodisp, sizeof nodisp - 1, NULL, "Content-Disposition"),
-            IB_ERR_INVALID);
+  CHECK_INT(parse_err(ct, nodisp, sizeof nodisp - 1, NULL, "Content-Disposition"), IB_ERR_INVALID);
   /* Unterminated quoted name. */
   static const char q[] = "--zz\r\nContent-Disposition: form-data; name=\"abc\r\n\r\nv\r\n--zz--";
   form *f = NULL;
@@ -186,10 +185,12 @@ test_multipart_malformed(void)
   CHECK(st == IB_OK || st == IB_ERR_INVALID);
   form_free(f);
   /* A "boundary" that only starts a longer word is not a delimiter. */
-  static const char longer[] = "--zzz\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--zzz--";
+  static const char longer[] =
+      "--zzz\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--zzz--";
   CHECK_INT(parse_err(ct, longer, sizeof longer - 1, NULL, NULL), IB_ERR_INVALID);
   /* NUL in a part header. */
-  static const char nul[] = "--zz\r\nContent-Disposition: form-data; name=\"a\0b\"\r\n\r\nv\r\n--zz--";
+  static const char nul[] =
+      "--zz\r\nContent-Disposition: form-data; name=\"a\0b\"\r\n\r\nv\r\n--zz--";
   CHECK_INT(parse_err(ct, nul, sizeof nul - 1, NULL, "NUL"), IB_ERR_INVALID);
   /* Line break in the boundary parameter / overlong boundary. */
   char big[300];
@@ -306,7 +307,8 @@ test_truncations_and_flips(void)
   for (int i = 0; i < 4000; i++) {
     char *copy = g_memdup2(body, len);
     for (int k = 0; k < 3; k++)
-      copy[g_rand_int_range(r, 0, (gint32)len)] = (char)"-\r\n\"=;:\\\0xa"[g_rand_int_range(r, 0, 11)];
+      copy[g_rand_int_range(r, 0, (gint32)len)] =
+          (char)"-\r\n\"=;:\\\0xa"[g_rand_int_range(r, 0, 11)];
     form *f = NULL;
     ib_status st = form_parse("multipart/form-data; boundary=xYzZY", copy, len, NULL, &f, NULL);
     CHECK(st == IB_OK || st == IB_ERR_INVALID);

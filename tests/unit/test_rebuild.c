@@ -119,8 +119,11 @@ test_encodings(void)
   char *raw = finish_str(rb);
   check_lines(raw, 78);
   CHECK(strstr(raw, "Content-Type: multipart/alternative;") != NULL);
-  CHECK(strstr(raw, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64") != NULL);
-  CHECK(strstr(raw, "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable") != NULL);
+  CHECK(
+      strstr(raw, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64") !=
+      NULL);
+  CHECK(strstr(raw, "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: "
+                    "quoted-printable") != NULL);
   GMimeMessage *m = reparse(raw);
   GMimeMultipart *alt = GMIME_MULTIPART(g_mime_message_get_mime_part(m));
   CHECK_INT(g_mime_multipart_get_count(alt), 2);
@@ -153,8 +156,10 @@ test_headers(void)
   rebuild_add_header(rb, "", "x");
   rebuild_add_header(rb, "X-Inject", "a\r\nBcc: victim@example.net\r\n\r\nbody");
   rebuild_set_header(rb, "from", "\"Doe, J\xc3\xbcrgen\" <jd@example.org>, Bob <bob@example.net>");
-  rebuild_set_header(rb, "Subject", "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln \xe2\x80\x93 a long subject "
-                                    "that needs more than one encoded word to carry it");
+  rebuild_set_header(rb, "Subject",
+                     "Gr\xc3\xbc\xc3\x9f"
+                     "e aus K\xc3\xb6ln \xe2\x80\x93 a long subject "
+                     "that needs more than one encoded word to carry it");
   rebuild_set_header(rb, "To", "Team: a@example.org, b@example.org;");
   rebuild_set_header(rb, "Cc", "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd <ivan@example.net>");
   CHECK(rebuild_has_header(rb, "TO"));
@@ -180,7 +185,8 @@ test_headers(void)
     CHECK((unsigned char)*p < 0x80);
   GMimeMessage *m = reparse(raw);
   CHECK_STR(g_mime_message_get_subject(m),
-            "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln \xe2\x80\x93 a long subject that needs more "
+            "Gr\xc3\xbc\xc3\x9f"
+            "e aus K\xc3\xb6ln \xe2\x80\x93 a long subject that needs more "
             "than one encoded word to carry it");
   InternetAddressList *fl = g_mime_message_get_from(m);
   CHECK_INT(internet_address_list_length(fl), 2);
@@ -237,14 +243,17 @@ test_structure_and_parts(void)
   rebuild_set_text(rb, "t", 1);
   rebuild_set_html(rb, "<img src=\"cid:i1\">", 18);
   rebuild_add_part(rb, bin, sizeof bin - 1, "image/png; foo=bar", "pic.png", "<i1>");
-  rebuild_add_part(rb, bin, sizeof bin - 1, "Text/Plain; Charset=\"ISO-8859-1\"", "a\r\nb\"c\\.txt", NULL);
+  rebuild_add_part(rb, bin, sizeof bin - 1, "Text/Plain; Charset=\"ISO-8859-1\"", "a\r\nb\"c\\.txt",
+                   NULL);
   rebuild_add_part(rb, "x", 1, "not a type", "\xe2\x82\xac-\xc3\xa4.bin", NULL);
   rebuild_add_part(rb, "", 0, NULL, NULL, "  ");
   char *raw = finish_str(rb);
   check_lines(raw, 78);
   CHECK(strstr(raw, "Content-Type: multipart/related; type=\"multipart/alternative\";") != NULL);
   CHECK(strstr(raw, "foo=bar") == NULL);
-  CHECK(strstr(raw, "Content-Type: text/plain; charset=iso-8859-1;\r\n name=\"a  b\\\"c\\\\.txt\"") != NULL);
+  CHECK(
+      strstr(raw, "Content-Type: text/plain; charset=iso-8859-1;\r\n name=\"a  b\\\"c\\\\.txt\"") !=
+      NULL);
   CHECK(strstr(raw, "filename*=UTF-8''%E2%82%AC-%C3%A4.bin") != NULL);
   GMimeMessage *m = reparse(raw);
   GMimeObject *top = g_mime_message_get_mime_part(m);
@@ -256,7 +265,8 @@ test_structure_and_parts(void)
   GMimeMultipart *relm = GMIME_MULTIPART(rel);
   CHECK_INT(g_mime_multipart_get_count(relm), 2);
   GMimeObject *alt = g_mime_multipart_get_part(relm, 0);
-  CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(alt), "multipart", "alternative"));
+  CHECK(
+      g_mime_content_type_is_type(g_mime_object_get_content_type(alt), "multipart", "alternative"));
   GMimePart *pic = GMIME_PART(g_mime_multipart_get_part(relm, 1));
   CHECK_STR(g_mime_part_get_content_id(pic), "i1");
   CHECK_STR(g_mime_object_get_disposition((GMimeObject *)pic), "inline");
