@@ -15,13 +15,39 @@ export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
-seed() { # seed <target> <corpus dir>: copy the fixtures that fit the target
-  local t=$1 dir=$2
+put() { # put DIR PREFIX FILE: one corpus entry, PREFIX (printf %b) then FILE's bytes
+  { printf '%b' "$2"; cat "$3"; } > "$1/$(basename "$3").seed"
+}
+
+seed() { # seed <target> <corpus dir>: the fixtures that fit the target, in its input format
+  local t=$1 dir=$2 f b
   mkdir -p "$dir"
   case $t in
     fuzz_mime|fuzz_classify) find fixtures -name '*.eml' -exec cp {} "$dir"/ \; ;;
-    fuzz_strip|fuzz_html2text) find fixtures -name '*.txt' -o -name '*.html' | head -500 | xargs -r cp -t "$dir" ;;
-    *) find "fixtures/${t#fuzz_}" -type f 2>/dev/null | head -500 | xargs -r cp -t "$dir" || true ;;
+    fuzz_strip|fuzz_html2text)
+      find fixtures -name '*.txt' -o -name '*.html' | head -500 | xargs -r cp -t "$dir" ;;
+    fuzz_form)
+      for f in fixtures/providers/*/*.multipart; do
+        b=$(head -c 64 "$f" | head -n1 | tr -d '\r' | sed 's/^--//')
+        put "$dir" "multipart/form-data; boundary=$b\n" "$f"
+      done
+      for f in fixtures/providers/*/*.urlencoded; do
+        put "$dir" "application/x-www-form-urlencoded\n" "$f"
+      done ;;
+    fuzz_adapters)
+      for f in fixtures/providers/sendgrid/*.multipart; do
+        put "$dir" "\x00multipart/form-data; boundary=xYzZY\n" "$f"; done
+      b=$(head -n1 fixtures/providers/mailgun/parsed.multipart | tr -d '\r' | sed 's/^--//')
+      put "$dir" "\x01multipart/form-data; boundary=$b\n" fixtures/providers/mailgun/parsed.multipart
+      put "$dir" "\x01application/x-www-form-urlencoded\n" fixtures/providers/mailgun/mime.urlencoded
+      for f in fixtures/providers/postmark/*.json; do
+        case $f in *.meta.json) continue ;; esac
+        put "$dir" "\x02application/json\n" "$f"; done
+      for f in fixtures/providers/ses/*.json; do
+        case $f in *.meta.json) continue ;; esac
+        put "$dir" "\x03text/plain\n" "$f"; done
+      put "$dir" "\x04application/x-www-form-urlencoded\n" fixtures/providers/mandrill/batch.urlencoded
+      put "$dir" "\x05message/rfc822\n" fixtures/providers/source/order-1234.mime ;;
   esac
   if [ -d "tests/fuzz/corpus/$t" ]; then cp tests/fuzz/corpus/"$t"/* "$dir"/ 2>/dev/null || true; fi
 }
