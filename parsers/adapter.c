@@ -227,9 +227,52 @@ adapter_form(const adapter_request *req, const adapter_config *cfg, adapter_resu
   return st;
 }
 
+#define JSON_DEPTH_DEFAULT 64
+
+/* The deepest nesting of arrays and objects in BUF, counted outside strings, stopping
+ * once past LIMIT. */
+static size_t
+json_depth(const char *buf, size_t len, size_t limit)
+{
+  size_t depth = 0, max = 0;
+  int in_string = 0;
+  for (size_t i = 0; i < len && max <= limit; i++) {
+    char c = buf[i];
+    if (in_string) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = 0;
+    } else if (c == '"') {
+      in_string = 1;
+    } else if (c == '[' || c == '{') {
+      max = MAX(max, ++depth);
+    } else if ((c == ']' || c == '}') && depth) {
+      depth--;
+    }
+  }
+  return max;
+}
+
+json_t *
+adapter_json_load_depth(const char *buf, size_t len, size_t max_depth, char **why_out)
+{
+  if (!max_depth)
+    max_depth = JSON_DEPTH_DEFAULT;
+  if (buf && json_depth(buf, len, max_depth) > max_depth) {
+    *why_out = g_strdup_printf("JSON nested deeper than %zu levels", max_depth);
+    return NULL;
+  }
+  return adapter_json_load(buf, len, why_out);
+}
+
 json_t *
 adapter_json_load(const char *buf, size_t len, char **why_out)
 {
+  if (buf && json_depth(buf, len, JSON_DEPTH_DEFAULT) > JSON_DEPTH_DEFAULT) {
+    *why_out = g_strdup_printf("JSON nested deeper than %d levels", JSON_DEPTH_DEFAULT);
+    return NULL;
+  }
   json_error_t err;
   json_t *j = json_loadb(buf ? buf : "", len, JSON_ALLOW_NUL, &err);
   if (!j)

@@ -107,6 +107,8 @@ typedef struct adapter_config {
   const char *sns_ca_pem;
   /* Form decoding caps; NULL: form_limits_default(). */
   const form_limits *form_limits;
+  /* Deepest nesting of a JSON payload (Postmark, Mandrill events, SNS/SES); 0: 64. */
+  size_t max_json_depth;
 } adapter_config;
 
 typedef struct adapter_result {

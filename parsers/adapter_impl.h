@@ -39,6 +39,10 @@ ib_status adapter_form(const adapter_request *req, const adapter_config *cfg, ad
  * in strings). Returns a new reference, or NULL with *WHY_OUT a new sentence (g_free). */
 json_t *adapter_json_load(const char *buf, size_t len, char **why_out);
 
+/* As adapter_json_load(), refusing documents nested deeper than MAX_DEPTH (0: the
+ * default of 64) before jansson sees them: a provider's payload is a few levels deep. */
+json_t *adapter_json_load_depth(const char *buf, size_t len, size_t max_depth, char **why_out);
+
 /* The string member KEY of OBJ (NULL when absent or not a string), with its length. */
 const char *adapter_json_str(const json_t *obj, const char *key, size_t *len_out);
 

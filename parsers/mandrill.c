@@ -113,7 +113,7 @@ mandrill_adapt(const adapter_request *req, const adapter_config *cfg, adapter_re
     goto done;
   }
   const form_field *ff = form_first(f, "mandrill_events");
-  events = adapter_json_load(ff->value, ff->len, &why);
+  events = adapter_json_load_depth(ff->value, ff->len, cfg->max_json_depth, &why);
   if (!json_is_array(events)) {
     st = adapter_result_fail(res, IB_ERR_INVALID, 0, "mandrill_bad_events",
                              "mandrill_events is not a JSON array: %s", why ? why : "wrong type");

@@ -191,7 +191,7 @@ postmark_adapt(const adapter_request *req, const adapter_config *cfg, adapter_re
     return adapter_result_fail(res, IB_ERR_UNSUPPORTED, 0, "unsupported_media_type",
                                "Postmark posts application/json, not %s", ct);
   }
-  doc = adapter_json_load(req->body, req->len, &why);
+  doc = adapter_json_load_depth(req->body, req->len, cfg->max_json_depth, &why);
   if (!json_is_object(doc)) {
     st = adapter_result_fail(res, IB_ERR_INVALID, 0, "postmark_bad_json",
                              "the body is not a JSON object: %s", why ? why : "wrong type");

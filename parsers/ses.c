@@ -327,7 +327,7 @@ ses_adapt(const adapter_request *req, const adapter_config *cfg, adapter_result 
                                "SNS posts with POST");
   }
   /* SNS sends JSON as text/plain; the media type is not checked. */
-  doc = adapter_json_load(req->body, req->len, &why);
+  doc = adapter_json_load_depth(req->body, req->len, cfg->max_json_depth, &why);
   if (!json_is_object(doc)) {
     st = adapter_result_fail(res, IB_ERR_INVALID, 0, "sns_bad_json",
                              "the body is not an SNS JSON message: %s", why ? why : "wrong type");

@@ -41,7 +41,15 @@ cmd_serve(int argc, char **argv)
     return 73;
   }
   srv.cfg = &cfg;
-  mime_limits_default(&srv.limits);
+  srv.limits = (mime_limits){.max_depth = (unsigned)cfg.max_mime_depth,
+                             .max_parts = (unsigned)cfg.max_mime_parts,
+                             .max_headers = (unsigned)cfg.max_headers,
+                             .max_header_bytes = (size_t)cfg.max_header_bytes,
+                             .max_attachments = (unsigned)cfg.max_attachments,
+                             .max_attachment_bytes = (uint64_t)cfg.max_attachment_bytes,
+                             .max_decoded_bytes = (uint64_t)cfg.max_decoded_bytes};
+  form_limits_default(&srv.form_limits);
+  srv.form_limits.max_fields = (size_t)cfg.max_form_fields;
 
   /* Signals are taken by this thread only (sigwait below); every thread started from
    * here on inherits the blocked mask. */
@@ -85,7 +93,9 @@ cmd_serve(int argc, char **argv)
                                   .mandrill_url = cfg.mandrill_url,
                                   .ses_topic_arns = (const char *const *)srv.ses_topics,
                                   .sns_cert = sns_cert,
-                                  .sns_cert_ctx = srv.sns};
+                                  .sns_cert_ctx = srv.sns,
+                                  .form_limits = &srv.form_limits,
+                                  .max_json_depth = (size_t)cfg.max_json_depth};
   srv.feed = feed_new(srv.store);
   store_on_commit(srv.store, feed_notify, srv.feed);
   unsigned port = 0;

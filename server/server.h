@@ -23,6 +23,7 @@ struct ib_server {
   mime_limits limits;
   thread_options threading;
   adapter_config adapters;
+  form_limits form_limits;
   char **ses_topics; /* NULL-terminated copy for adapters.ses_topic_arns */
   ib_sns *sns;
 
