@@ -101,6 +101,7 @@ typedef struct ctx {
   gboolean report_seen, truncated, has_multipart;
   gboolean warned_depth, warned_parts, warned_attachments, warned_decoded;
   tnef_result *tnef_body;      /* body carried by the first winmail.dat, if any */
+  unsigned warnings_dropped;   /* warnings not kept past WARN_MAX */
 } ctx;
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -124,6 +125,10 @@ quote(const char *s)
 static void G_GNUC_PRINTF(3, 4)
 warn(ctx *c, const char *code, const char *fmt, ...)
 {
+  if (c->msg->warnings->len >= WARN_MAX) {
+    c->warnings_dropped++;
+    return;
+  }
   va_list ap;
   va_start(ap, fmt);
   char *detail = g_strdup_vprintf(fmt, ap);
@@ -1390,9 +1395,12 @@ mime_parse(const char *raw, size_t len, const mime_limits *limits, ib_message **
     m->message_id = g_strdup_printf("%s@inboxd.invalid", m->raw_sha256);
     m->message_id_synthetic = 1;
   }
-  if (m->warnings->len > WARN_MAX) {
-    guint dropped = m->warnings->len - WARN_MAX;
-    g_ptr_array_set_size(m->warnings, WARN_MAX);
+  if (m->warnings->len > WARN_MAX || c.warnings_dropped) {
+    guint dropped = c.warnings_dropped;
+    if (m->warnings->len > WARN_MAX) {
+      dropped += m->warnings->len - WARN_MAX;
+      g_ptr_array_set_size(m->warnings, WARN_MAX);
+    }
     ib_message_warn(m, "limit_warnings", "%u more warnings were dropped", dropped);
   }
 
