@@ -98,8 +98,7 @@ repair_buf_clear(repair_buf *buf)
   buf->len = 0;
 }
 
-/* Replace the bytes of *BUF by INSERT + data[0..at) ... : a new owned copy of DATA with
- * INS (INS_LEN bytes) inserted at AT. */
+/* Make BUF a new owned copy of its bytes with INS (INS_LEN bytes) inserted at AT. */
 static void
 buf_insert(repair_buf *buf, size_t at, const char *ins, size_t ins_len)
 {
@@ -152,6 +151,11 @@ repair_input(const char *raw, size_t len, ib_message *msg, repair_buf *out)
     g_free(q);
     out->data += first.next;
     out->len -= first.next;
+  }
+
+  if (is_blank_input(out->data, out->len)) { /* nothing after the mbox line */
+    repair_buf_clear(out);
+    return IB_ERR_NOT_MAIL;
   }
 
   size_t skip = 0;
