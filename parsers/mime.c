@@ -739,16 +739,18 @@ append_all(GArray *to, const GArray *from)
     g_array_append_vals(to, from->data, from->len);
 }
 
-/* A text/plain or text/html leaf that is no attachment can be a body. */
+/* A text/plain or text/html leaf that is no attachment can be a body. A file name
+ * makes an inline part an attachment, except on the message itself: a single-part mail
+ * with "name=" on its Content-Type is still its own text. */
 static leaf_kind
-body_kind(GMimeObject *o)
+body_kind(GMimeObject *o, gboolean root)
 {
   if (!GMIME_IS_TEXT_PART(o))
     return LEAF_OTHER;
   const char *disp = g_mime_object_get_disposition(o);
   if (disp && g_ascii_strcasecmp(disp, "attachment") == 0)
     return LEAF_OTHER;
-  if (g_mime_part_get_filename(GMIME_PART(o)))
+  if (!root && g_mime_part_get_filename(GMIME_PART(o)))
     return LEAF_OTHER;
   if (is_type(o, "text", "plain"))
     return LEAF_PLAIN;
@@ -952,7 +954,7 @@ walk(ctx *c, GMimeObject *obj, unsigned depth, const src *s, bodies *out)
     guint i = add_leaf(c, obj, LEAF_MESSAGE);
     message_range(c, obj, s, g_ptr_array_index(c->leaves, i));
   } else if (GMIME_IS_PART(obj)) {
-    leaf_kind kind = out ? body_kind(obj) : LEAF_OTHER;
+    leaf_kind kind = out ? body_kind(obj, depth == 0) : LEAF_OTHER;
     guint i = add_leaf(c, obj, kind);
     if (kind == LEAF_PLAIN)
       g_array_append_val(out->plain, i);
