@@ -1341,7 +1341,7 @@ ctx_init(ctx *c, ib_message *m, const mime_limits *limits)
   g_mime_parser_options_set_address_compliance_mode(c->opts, GMIME_RFC_COMPLIANCE_LOOSE);
   g_mime_parser_options_set_parameter_compliance_mode(c->opts, GMIME_RFC_COMPLIANCE_LOOSE);
   g_mime_parser_options_set_rfc2047_compliance_mode(c->opts, GMIME_RFC_COMPLIANCE_LOOSE);
-  const char *fallback[] = {"utf-8", "windows-1252", NULL};
+  static const char *fallback[] = {"utf-8", "windows-1252", NULL};
   g_mime_parser_options_set_fallback_charsets(c->opts, fallback);
   g_mime_parser_options_set_warning_callback(c->opts, on_gmime_warning, c);
 }
