@@ -677,7 +677,7 @@ test_huge_header(void)
   double t0 = now();
   ib_message *m = parse_len(raw->str, raw->len, NULL);
   double secs = now() - t0;
-  CHECK(secs < 2.0);
+  CHECK(secs < 10.0); /* linear: well under a second; quadratic: minutes */
   const char *v = ib_message_header(m, "X-Huge");
   CHECK(v != NULL && strlen(v) <= 64 * 1024);
   CHECK(warning(m, "limit_header_bytes") != NULL);
