@@ -261,7 +261,7 @@ test_multipart_boundary(void)
   CHECK(fixed != NULL && GMIME_IS_MULTIPART(fixed));
   if (fixed) {
     CHECK_INT(g_mime_multipart_get_count(GMIME_MULTIPART(fixed)), 2);
-    CHECK(base != NULL && len > 0 && strstr(base, "--guess") != NULL);
+    CHECK(base != NULL && len > 0 && g_strstr_len(base, (gssize)len, "--guess") != NULL);
     g_object_unref(fixed);
   }
   CHECK_INT(count_warnings(m, "multipart_boundary_guessed"), 1);
