@@ -11,4 +11,9 @@ const route *api_routes(void);
 /* Handlers defined in ingress.c. */
 void ingress_raw(ib_request *r);
 
+/* Handlers defined in api_deliveries.c: the forwarder's deliveries and /metrics. */
+void api_deliveries_list(ib_request *r);
+void api_delivery_retry(ib_request *r);
+void api_metrics(ib_request *r);
+
 #endif

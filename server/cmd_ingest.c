@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "outbox.h"
 #include "pipeline.h"
 
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_TEMPFAIL_ = 75 };
@@ -113,7 +114,11 @@ cmd_ingest(int argc, char **argv)
     rc = EX_TEMPFAIL_;
     goto done;
   }
-  st = pipeline_store(store, batch);
+  /* Queue the events for the CRM exactly as "inboxd serve" would (its settings are in
+   * the database); the server's forwarder picks them up. */
+  st = outbox_attach(store);
+  if (st == IB_OK)
+    st = pipeline_store(store, batch);
   if (st != IB_OK) {
     fprintf(stderr, "inboxd ingest: not stored (%s); the MTA should retry\n",
             ib_status_str(st));

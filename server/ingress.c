@@ -5,6 +5,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "server.h"
 
@@ -14,11 +15,16 @@ on_stored(void *arg, ib_status st)
 {
   ib_request *r = arg;
   pipeline_batch *batch = request_data(r);
-  if (st == IB_OK)
+  if (st == IB_OK) {
+    for (guint i = 0; i < pipeline_count(batch); i++)
+      metrics_add(pipeline_result_at(batch, i)->duplicate ? METRIC_INGEST_DUPLICATES
+                                                          : METRIC_MESSAGES_STORED,
+                  1);
     request_reply_json(r, MHD_HTTP_OK, pipeline_reply_json(batch));
-  else
+  } else {
     request_reply_status(r, st, "the message was not stored (%s); retry later",
                          ib_status_str(st));
+  }
   request_resume(r);
 }
 

@@ -6,9 +6,49 @@
 #include "api.h"
 #include "cli.h"
 #include "log.h"
+#include "outbox.h"
 #include "server.h"
 
 #define DRAIN_MS 10000
+#define FORWARD_GRACE_MS 5000 /* deliveries in flight at SIGTERM get this long to finish */
+
+/* The outbox and the forwarder, before traffic starts. Returns 0 or an exit status. */
+static int
+start_forwarding(ib_server *srv)
+{
+  const ib_config *cfg = srv->cfg;
+  int enabled = cfg->forward_url && *cfg->forward_url;
+  unsigned skip = 0;
+  char *err = NULL;
+  if (outbox_skip_parse(cfg->forward_events, &skip, &err) != IB_OK) {
+    fprintf(stderr, "inboxd serve: %s\n", err);
+    g_free(err);
+    return 64;
+  }
+  if (enabled) {
+    forward_options fo = {.url = cfg->forward_url,
+                          .secret = cfg->forward_secret,
+                          .backoff_ms = cfg->forward_backoff_ms,
+                          .max_attempts = cfg->forward_max_attempts,
+                          .connect_timeout_ms = cfg->forward_connect_timeout_ms,
+                          .timeout_ms = cfg->forward_timeout_ms};
+    ib_status st = forward_start(srv->store, &fo, &srv->forward, &err);
+    if (st != IB_OK) {
+      log_error("%s", err);
+      fprintf(stderr, "inboxd: %s\n", err);
+      g_free(err);
+      return st == IB_ERR_INVALID ? 64 : 75;
+    }
+  }
+  /* Recorded after the URL is known to be good, so "inboxd ingest" never queues events
+   * for a forwarder that cannot start. */
+  if (outbox_configure(srv->store, enabled, skip) != IB_OK) {
+    fprintf(stderr, "inboxd: cannot record the forwarding settings in the database\n");
+    forward_stop(srv->forward, 0);
+    return 75;
+  }
+  return 0;
+}
 
 static log_level
 parse_level(const char *name)
@@ -65,13 +105,22 @@ cmd_serve(int argc, char **argv)
     config_free(&cfg);
     return st == IB_ERR_UNSUPPORTED ? 78 : 75;
   }
+  rc = start_forwarding(&srv);
+  if (rc != 0) {
+    store_close(srv.store);
+    forward_free(srv.forward);
+    config_free(&cfg);
+    return rc;
+  }
   unsigned port = 0;
   st = http_start(&srv, api_routes(), &port, &err);
   if (st != IB_OK) {
     log_error("%s", err);
     fprintf(stderr, "inboxd: %s\n", err);
     g_free(err);
+    forward_stop(srv.forward, 0);
     store_close(srv.store);
+    forward_free(srv.forward);
     config_free(&cfg);
     return 71;
   }
@@ -99,7 +148,9 @@ cmd_serve(int argc, char **argv)
   if (left)
     log_warn("%u requests still open after %d ms; closing them", left, DRAIN_MS);
   http_stop(&srv);
+  forward_stop(srv.forward, FORWARD_GRACE_MS);
   store_close(srv.store);
+  forward_free(srv.forward);
   log_info("stopped");
   config_free(&cfg);
   return 0;

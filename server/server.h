@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "config.h"
+#include "forward.h"
 #include "mime.h"
 #include "store.h"
 
@@ -15,6 +16,7 @@ struct MHD_Daemon;
 struct ib_server {
   ib_config *cfg;
   ib_store *store;
+  forwarder *forward; /* NULL when --forward-url is not set */
   mime_limits limits;
 
   /* HTTP (http.c) */
