@@ -673,17 +673,21 @@ forward_main(void *arg)
 
 /* ---- Life cycle -------------------------------------------------------------------------- */
 
-static int
-url_is_http(const char *url)
+ib_status
+forward_check_url(const char *url, char **error_out)
 {
+  *error_out = NULL;
   CURLU *u = curl_url();
   char *scheme = NULL;
-  int ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+  int ok = url && u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
            (g_ascii_strcasecmp(scheme, "http") == 0 || g_ascii_strcasecmp(scheme, "https") == 0);
   curl_free(scheme);
   curl_url_cleanup(u);
-  return ok;
+  if (!ok)
+    *error_out = g_strdup_printf("--forward-url %s: expected an http:// or https:// URL",
+                                 url ? url : "(none)");
+  return ok ? IB_OK : IB_ERR_INVALID;
 }
 
 ib_status
@@ -692,11 +696,8 @@ forward_start(ib_store *store, const forward_options *opts, forwarder **fw_out,
 {
   *fw_out = NULL;
   *error_out = NULL;
-  if (!opts->url || !url_is_http(opts->url)) {
-    *error_out = g_strdup_printf("--forward-url %s: expected an http:// or https:// URL",
-                                 opts->url ? opts->url : "(none)");
+  if (forward_check_url(opts->url, error_out) != IB_OK)
     return IB_ERR_INVALID;
-  }
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     *error_out = g_strdup("cannot initialise libcurl");
     return IB_ERR_INTERNAL;

@@ -27,6 +27,10 @@ typedef struct forward_options {
   int concurrency;            /* parallel requests; 0: 16 */
 } forward_options;
 
+/* IB_OK when URL is an http:// or https:// URL libcurl can use, else IB_ERR_INVALID with
+ * *ERROR_OUT (new) saying so. */
+ib_status forward_check_url(const char *url, char **error_out);
+
 /* Resume the deliveries a previous process left in flight, then start the forwarder
  * thread on STORE (borrowed until forward_free()) and register it for the store's
  * commit notifications. Call before traffic starts. Returns IB_OK, IB_ERR_INVALID (bad

@@ -12,19 +12,29 @@
 #define DRAIN_MS 10000
 #define FORWARD_GRACE_MS 5000 /* deliveries in flight at SIGTERM get this long to finish */
 
-/* The outbox and the forwarder, before traffic starts. Returns 0 or an exit status. */
+/* The forwarding flags, checked before anything is opened. Returns 0 and *SKIP_OUT, or
+ * 64 after printing the problem. */
 static int
-start_forwarding(ib_server *srv)
+check_forwarding(const ib_config *cfg, unsigned *skip_out)
 {
-  const ib_config *cfg = srv->cfg;
-  int enabled = cfg->forward_url && *cfg->forward_url;
-  unsigned skip = 0;
   char *err = NULL;
-  if (outbox_skip_parse(cfg->forward_events, &skip, &err) != IB_OK) {
+  if (outbox_skip_parse(cfg->forward_events, skip_out, &err) != IB_OK ||
+      (cfg->forward_url && *cfg->forward_url &&
+       forward_check_url(cfg->forward_url, &err) != IB_OK)) {
     fprintf(stderr, "inboxd serve: %s\n", err);
     g_free(err);
     return 64;
   }
+  return 0;
+}
+
+/* The outbox and the forwarder, before traffic starts. Returns 0 or an exit status. */
+static int
+start_forwarding(ib_server *srv, unsigned skip)
+{
+  const ib_config *cfg = srv->cfg;
+  int enabled = cfg->forward_url && *cfg->forward_url;
+  char *err = NULL;
   if (enabled) {
     forward_options fo = {.url = cfg->forward_url,
                           .secret = cfg->forward_secret,
@@ -40,8 +50,8 @@ start_forwarding(ib_server *srv)
       return st == IB_ERR_INVALID ? 64 : 75;
     }
   }
-  /* Recorded after the URL is known to be good, so "inboxd ingest" never queues events
-   * for a forwarder that cannot start. */
+  /* Recorded once the forwarder runs, so "inboxd ingest" never queues events for a
+   * forwarder that cannot start. */
   if (outbox_configure(srv->store, enabled, skip) != IB_OK) {
     fprintf(stderr, "inboxd: cannot record the forwarding settings in the database\n");
     forward_stop(srv->forward, 0);
@@ -82,6 +92,11 @@ cmd_serve(int argc, char **argv)
   }
   srv.cfg = &cfg;
   mime_limits_default(&srv.limits);
+  unsigned skip = 0;
+  if ((rc = check_forwarding(&cfg, &skip)) != 0) {
+    config_free(&cfg);
+    return rc;
+  }
 
   /* Signals are taken by this thread only (sigwait below); every thread started from
    * here on inherits the blocked mask. */
@@ -105,7 +120,7 @@ cmd_serve(int argc, char **argv)
     config_free(&cfg);
     return st == IB_ERR_UNSUPPORTED ? 78 : 75;
   }
-  rc = start_forwarding(&srv);
+  rc = start_forwarding(&srv, skip);
   if (rc != 0) {
     store_close(srv.store);
     forward_free(srv.forward);
