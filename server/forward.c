@@ -594,7 +594,9 @@ run_loop(forwarder *fw)
     if (fw->results->len && now_mono >= fw->next_save_mono)
       save_results(fw);
 
-    guint held = fw->active->len + fw->ready.length;
+    /* Everything claimed and not yet recorded counts against the window, so memory stays
+     * bounded even while outcomes cannot be written. */
+    guint held = fw->active->len + fw->ready.length + fw->results->len;
     int room = !claim_busy && held < window && now_mono >= fw->next_claim_mono;
     if (room && !fw->want_claim && now < fw->next_due && now_mono >= fw->next_idle_check_mono) {
       /* Rows written by another process ("inboxd ingest") do not wake us. */

@@ -281,16 +281,20 @@ outbox_result_free(outbox_result *r)
 static ib_status
 next_due(ib_db *db, int64_t *due_out)
 {
-  static const char sql[] = "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'";
+  /* INDEXED BY and the exact terms of the partial indexes' WHERE clauses below keep the
+   * planner off deliveries_status, which would walk every pending row. */
+  static const char sql[] = "SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due "
+                            "WHERE status = 'pending' AND next_attempt_at IS NOT NULL "
+                            "ORDER BY next_attempt_at LIMIT 1";
   *due_out = INT64_MAX;
   sqlite3_stmt *st = db_stmt(db, sql);
   if (!st)
     return IB_ERR_INTERNAL;
   int step = sqlite3_step(st);
-  if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+  if (step == SQLITE_ROW)
     *due_out = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
-  return step == SQLITE_ROW ? IB_OK : db_status(step);
+  return step == SQLITE_ROW || step == SQLITE_DONE ? IB_OK : db_status(step);
 }
 
 ib_status
@@ -298,7 +302,8 @@ outbox_claim(ib_tx *tx, int64_t now_ms, int max, GPtrArray *out, int64_t *next_d
 {
   static const char sql_due[] =
       "SELECT seq, id, type, ticket_id, message_id, attempts, created_at, ticket "
-      "FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 "
+      "FROM deliveries INDEXED BY deliveries_due "
+      "WHERE status = 'pending' AND next_attempt_at <= ?1 "
       "ORDER BY next_attempt_at, seq LIMIT ?2";
   static const char sql_claim[] =
       "UPDATE deliveries SET status = 'delivering' WHERE seq = ?1 AND status = 'pending'";
@@ -347,19 +352,19 @@ outbox_claim(ib_tx *tx, int64_t now_ms, int max, GPtrArray *out, int64_t *next_d
   return rc;
 }
 
-/* Schedule the first waiting delivery of TICKET_ID (event order) when none of the
- * ticket's deliveries is active any more. */
+/* Schedule the first open delivery of TICKET_ID (event order) when it waits and none of
+ * the ticket's deliveries is active any more. */
 static ib_status
 promote_next(ib_db *db, int64_t ticket_id, int64_t now_ms)
 {
   static const char sql[] =
       "UPDATE deliveries SET next_attempt_at = ?2 "
-      "WHERE seq = (SELECT seq FROM deliveries WHERE ticket_id = ?1 AND status = 'pending' "
-      "             ORDER BY seq LIMIT 1) "
-      "AND next_attempt_at IS NULL "
+      "WHERE seq = (SELECT seq FROM deliveries WHERE ticket_id = ?1 "
+      "             AND status IN ('pending', 'delivering') ORDER BY seq LIMIT 1) "
+      "AND status = 'pending' AND next_attempt_at IS NULL "
       "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE ticket_id = ?1 "
-      "                AND (status = 'delivering' "
-      "                     OR (status = 'pending' AND next_attempt_at IS NOT NULL)))";
+      "                AND status IN ('pending', 'delivering') "
+      "                AND (status = 'delivering' OR next_attempt_at IS NOT NULL))";
   sqlite3_stmt *st = db_stmt(db, sql);
   if (!st)
     return IB_ERR_INTERNAL;
@@ -489,8 +494,8 @@ outbox_retry(ib_tx *tx, const char *id, int64_t now_ms, json_t **doc_out,
       "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
       "delivered_at = NULL WHERE seq = ?1";
   static const char sql_step_back[] =
-      "UPDATE deliveries SET next_attempt_at = NULL "
-      "WHERE ticket_id = ?1 AND status = 'pending' AND seq > ?2";
+      "UPDATE deliveries SET next_attempt_at = NULL WHERE ticket_id = ?1 "
+      "AND status IN ('pending', 'delivering') AND status = 'pending' AND seq > ?2";
   static const char sql_now[] =
       "UPDATE deliveries SET attempts = 0, next_attempt_at = ?2 WHERE seq = ?1";
   ib_db *db = store_tx_db(tx);
