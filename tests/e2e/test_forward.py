@@ -506,6 +506,10 @@ def test_order_per_ticket_under_concurrency_with_random_failures():
         [t.join() for t in threads]
         events = feed(srv)
         check(len(events) >= conversations * per + conversations, len(events))
+        chains = {}
+        for e in events:
+            chains[e["ticket_id"]] = chains.get(e["ticket_id"], 0) + 1
+        print(f"note: {len(chains)} tickets, longest event chain {max(chains.values())}")
         recv.wait(lambda recs: len({r.delivery for r in recs if r.ok}) == len(events),
                   timeout=120, what="every event despite random failures")
         check_ticket_order(srv, recv, events)
