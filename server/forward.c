@@ -597,25 +597,31 @@ run_loop(forwarder *fw)
     /* Everything claimed and not yet recorded counts against the window, so memory stays
      * bounded even while outcomes cannot be written. */
     guint held = fw->active->len + fw->ready.length + fw->results->len;
-    int room = !claim_busy && held < window && now_mono >= fw->next_claim_mono;
-    if (room && !fw->want_claim && now < fw->next_due && now_mono >= fw->next_idle_check_mono) {
+    int can_claim = !claim_busy && held < window;
+    if (can_claim && now_mono >= fw->next_claim_mono && !fw->want_claim && now < fw->next_due &&
+        now_mono >= fw->next_idle_check_mono) {
       /* Rows written by another process ("inboxd ingest") do not wake us. */
       int64_t due = INT64_MAX;
       if (outbox_next_due(fw->store, &due) == IB_OK)
         fw->next_due = due;
       fw->next_idle_check_mono = now_mono + IDLE_CHECK_MS;
     }
-    if (room && (fw->want_claim || now >= fw->next_due)) {
+    if (can_claim && now_mono >= fw->next_claim_mono && (fw->want_claim || now >= fw->next_due)) {
       fw->want_claim = 0;
       submit_claim(fw, (int)(window - held));
-      room = 0;
+      can_claim = 0;
     }
 
+    /* Sleep until curl needs us, a waker or a job callback calls, or the next timer:
+     * the next due delivery (only when there is room to claim it), the end of a storage
+     * back-off, a pending save, the idle check. */
     int64_t wait = IDLE_CHECK_MS;
-    if (room && fw->next_due != INT64_MAX)
-      wait = MIN(wait, MAX(0, fw->next_due - now));
-    if (!claim_busy && fw->want_claim)
-      wait = MIN(wait, MAX(0, fw->next_claim_mono - now_mono));
+    if (can_claim) {
+      if (now_mono < fw->next_claim_mono)
+        wait = MIN(wait, fw->next_claim_mono - now_mono);
+      else if (fw->next_due != INT64_MAX)
+        wait = MIN(wait, MAX(0, fw->next_due - now));
+    }
     if (fw->results->len)
       wait = MIN(wait, MAX(0, fw->next_save_mono - now_mono));
     curl_multi_poll(fw->multi, NULL, 0, (int)wait, NULL);
