@@ -2,11 +2,14 @@
 #include "forward.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <glib.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -18,6 +21,7 @@
 #define IDLE_CHECK_MS 1000     /* look for rows other processes added ("inboxd ingest") */
 #define STORAGE_RETRY_MS 1000  /* after a claim or a status update could not commit */
 #define ERROR_SNIPPET 200      /* bytes of the receiver's answer kept in last_error */
+#define FORWARD_NICE 5         /* CPU goes to ingestion and the API first */
 
 /* ---- Policy --------------------------------------------------------------------------- */
 
@@ -674,6 +678,10 @@ static void *
 forward_main(void *arg)
 {
   forwarder *fw = arg;
+  /* On Linux a thread has its own nice value: when CPU is short, ingestion and the API
+   * win, and forwarding catches up later (it is a queue). */
+  if (setpriority(PRIO_PROCESS, (id_t)gettid(), FORWARD_NICE) != 0)
+    log_debug("cannot lower the forwarder's priority: %s", g_strerror(errno));
   run_loop(fw);
   shut_down(fw);
   return NULL;

@@ -6,7 +6,8 @@
    bottleneck);
 2. ingestion throughput with the CRM down (connection refused, and hanging) versus up.
 
-Usage: tests/bench/forward_bench.py [--build DIR] [--messages N] [--clients C]
+Usage: tests/bench/forward_bench.py [--build DIR] [--messages N] [--clients C] [--rounds R]
+Each figure is the median of R rounds (all runs are printed): the machine is shared.
 Needs a built inboxd (default build/inboxd) and a C compiler for the receiver."""
 import argparse
 import http.client
@@ -16,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,18 @@ import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of PID so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
 
 
 def free_port():
@@ -145,6 +159,7 @@ def main():
     ap.add_argument("--build", default=str(SRC / "build"))
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     binary = Path(args.build) / "inboxd"
     work = Path(tempfile.mkdtemp(prefix="inboxd-bench-"))
@@ -156,53 +171,62 @@ def main():
         up = f"http://127.0.0.1:{rport}/hooks/inboxd"
         dead = f"http://127.0.0.1:{free_port()}/hooks/inboxd"
         common = ["--forward-secret", "bench-secret"]
-        print(f"inboxd forwarding benchmark: {n} messages (2 events each), "
-              f"{args.clients} ingest clients, {os.cpu_count()} cores")
+        print(f"inboxd forwarding benchmark: {n} messages (2 events each) per run, "
+              f"{args.clients} ingest clients, {args.rounds} rounds, {os.cpu_count()} cores, "
+              f"load average {load_average():.1f} at start")
+        rates = {"off": [], "up": [], "refused": [], "hanging": []}
+        drains, drain_cpus, e2es = [], [], []
+        for rnd in range(args.rounds):
+            seed = 10 * rnd
+            # Reference: forwarding off.
+            srv = Inboxd(binary, work / f"off{rnd}.db")
+            rates["off"].append(ingest(srv.port, n, args.clients, seed + 1))
+            srv.stop()
 
-        # Ingestion with the CRM refusing connections (every due event is retried).
-        srv = Inboxd(binary, work / "refused.db", "--forward-url", dead, *common)
-        rate_refused = ingest(srv.port, n, args.clients, 1)
-        srv.stop()
+            # CRM refusing connections: every due event is attempted and rescheduled.
+            srv = Inboxd(binary, work / f"refused{rnd}.db", "--forward-url", dead, *common)
+            rates["refused"].append(ingest(srv.port, n, args.clients, seed + 2))
+            srv.stop()
 
-        # Ingestion with the CRM hanging (a stopped process): the forwarder's window fills
-        # and waits for timeouts; its backlog is then drained below.
-        recv.pause()
-        srv = Inboxd(binary, work / "backlog.db", "--forward-url", up, *common)
-        rate_hanging = ingest(srv.port, n, args.clients, 2)
-        srv.stop()  # puts the requests in flight back in the queue (after 5 s)
-        recv.resume()
-        time.sleep(0.5)
-        recv.reset()
+            # CRM hanging (a stopped process): the window fills and waits for timeouts.
+            recv.pause()
+            srv = Inboxd(binary, work / f"backlog{rnd}.db", "--forward-url", up, *common)
+            rates["hanging"].append(ingest(srv.port, n, args.clients, seed + 3))
+            srv.stop()  # puts the requests in flight back in the queue (after 5 s)
+            recv.resume()
+            time.sleep(0.5)
+            recv.reset()
 
-        # Delivery throughput: drain the backlog of 2N events.
-        t0 = time.monotonic()
-        srv = Inboxd(binary, work / "backlog.db", "--forward-url", up, *common)
-        drain = wait_count(recv, 2 * n)
-        drain_total = time.monotonic() - t0
-        srv.stop()
+            # Delivery throughput: drain that backlog of 2N events.
+            srv = Inboxd(binary, work / f"backlog{rnd}.db", "--forward-url", up, *common)
+            c0 = cpu_seconds(srv.proc.pid)
+            drains.append(2 * n / wait_count(recv, 2 * n))
+            drain_cpus.append((cpu_seconds(srv.proc.pid) - c0) / (2 * n) * 1e6)
+            srv.stop()
 
-        # Ingestion with the CRM up, and the end-to-end time until everything arrived.
-        recv.reset()
-        srv = Inboxd(binary, work / "up.db", "--forward-url", up, *common)
-        t0 = time.monotonic()
-        rate_up = ingest(srv.port, n, args.clients, 3)
-        wait_count(recv, 2 * n)
-        e2e = time.monotonic() - t0
-        srv.stop()
-
-        # Ingestion without forwarding, for reference.
-        srv = Inboxd(binary, work / "off.db")
-        rate_off = ingest(srv.port, n, args.clients, 4)
-        srv.stop()
+            # CRM up: ingestion, and the time until every event arrived.
+            recv.reset()
+            srv = Inboxd(binary, work / f"up{rnd}.db", "--forward-url", up, *common)
+            t0 = time.monotonic()
+            rates["up"].append(ingest(srv.port, n, args.clients, seed + 4))
+            wait_count(recv, 2 * n)
+            e2es.append(time.monotonic() - t0)
+            srv.stop()
+            recv.reset()
         recv.stop()
 
-        print(f"delivery: {2 * n} backlog events drained in {drain:.2f} s "
-              f"= {2 * n / drain:,.0f} events/s (including start-up: {2 * n / drain_total:,.0f})")
-        print(f"ingest, forwarding off:          {rate_off:8,.0f} messages/s")
-        print(f"ingest, CRM up (200):            {rate_up:8,.0f} messages/s "
-              f"(all {2 * n} events delivered {e2e:.2f} s after the first post)")
-        print(f"ingest, CRM down (refused):      {rate_refused:8,.0f} messages/s")
-        print(f"ingest, CRM down (hanging):      {rate_hanging:8,.0f} messages/s")
+        def fmt(values):
+            return (f"{statistics.median(values):8,.0f}  (runs: "
+                    + ", ".join(f"{v:,.0f}" for v in values) + ")")
+        print(f"delivery from a backlog, events/s:  {fmt(drains)}")
+        print(f"  inboxd CPU per delivered event, us: {fmt(drain_cpus)}")
+        print(f"ingest, messages/s, forwarding off: {fmt(rates['off'])}")
+        print(f"ingest, messages/s, CRM up (200):   {fmt(rates['up'])}")
+        print(f"  all {2 * n} events delivered, s after the first post: "
+              + ", ".join(f"{v:.2f}" for v in e2es))
+        print(f"ingest, messages/s, CRM refusing:   {fmt(rates['refused'])}")
+        print(f"ingest, messages/s, CRM hanging:    {fmt(rates['hanging'])}")
+        print(f"load average at the end: {load_average():.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
