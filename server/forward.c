@@ -360,68 +360,72 @@ build_body(forwarder *fw, const outbox_delivery *d, int *transient_out)
   return body;
 }
 
+/* Append "NAME: VALUE" to *LIST; 0 when out of memory (the list is kept as it was). */
+static int
+header_add(struct curl_slist **list, const char *name, const char *value)
+{
+  char *line = g_strconcat(name, ": ", value, NULL);
+  struct curl_slist *l = curl_slist_append(*list, line);
+  g_free(line);
+  if (!l)
+    return 0;
+  *list = l;
+  return 1;
+}
+
+/* Start sending D (stolen). When it cannot start, D goes back to the queue without
+ * counting an attempt: the receiver has not seen it. */
 static void
 start_transfer(forwarder *fw, outbox_delivery *d)
 {
-  int transient = 0;
-  char *body = build_body(fw, d, &transient);
-  if (!body) {
-    /* Not an attempt: try again shortly, the receiver has not seen it. */
-    log_error("cannot build the body of delivery %s (message %" G_GINT64_FORMAT ")", d->id,
-              d->message_id);
-    add_result(fw, d, OUTBOX_RELEASE, 0, NULL, clock_now_ms() + STORAGE_RETRY_MS);
-    outbox_delivery_free(d);
-    return;
-  }
   transfer *t = g_new0(transfer, 1);
   t->d = d;
-  t->body = body;
-  t->easy = easy_get(fw);
-  size_t len = strlen(body);
-  struct curl_slist *h = NULL;
-  h = curl_slist_append(h, "Content-Type: application/json");
-  h = curl_slist_append(h, "User-Agent: inboxd/" INBOXD_VERSION);
-  h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-  char *line = g_strdup_printf("Inboxd-Event: %s", d->type);
-  h = curl_slist_append(h, line);
-  g_free(line);
-  line = g_strdup_printf("Inboxd-Delivery: %s", d->id);
-  h = curl_slist_append(h, line);
-  g_free(line);
-  if (fw->secret) {
-    char *sig = forward_signature(fw->secret, clock_now_ms() / 1000, body, len);
-    line = g_strconcat("Inboxd-Signature: ", sig, NULL);
-    h = curl_slist_append(h, line);
-    g_free(line);
-    g_free(sig);
+  int transient = 0;
+  const char *problem = NULL;
+  if (!(t->body = build_body(fw, d, &transient))) {
+    problem = transient ? "cannot read its message now" : "cannot encode its body";
+    goto done;
   }
-  t->headers = h;
-  if (!t->easy || !h) {
-    log_error("cannot prepare a request for delivery %s: out of memory", d->id);
-    add_result(fw, d, OUTBOX_RELEASE, 0, NULL, clock_now_ms() + STORAGE_RETRY_MS);
-    t->d = NULL;
-    outbox_delivery_free(d);
-    transfer_free(fw, t);
-    return;
+  size_t len = strlen(t->body);
+  char *sig = fw->secret ? forward_signature(fw->secret, clock_now_ms() / 1000, t->body, len)
+                         : NULL;
+  int ok = header_add(&t->headers, "Content-Type", "application/json") &&
+           header_add(&t->headers, "User-Agent", "inboxd/" INBOXD_VERSION) &&
+           header_add(&t->headers, "Inboxd-Event", d->type) &&
+           header_add(&t->headers, "Inboxd-Delivery", d->id) &&
+           (!sig || header_add(&t->headers, "Inboxd-Signature", sig));
+  /* No "Expect: 100-continue" round trip before the body. */
+  struct curl_slist *more = ok ? curl_slist_append(t->headers, "Expect:") : NULL;
+  if (more)
+    t->headers = more;
+  ok = more != NULL;
+  g_free(sig);
+  if (!ok || !(t->easy = easy_get(fw))) {
+    problem = "out of memory";
+    goto done;
   }
   CURL *e = t->easy;
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
   curl_easy_setopt(e, CURLOPT_PRIVATE, t);
   t->started_mono = clock_mono_ms();
   CURLMcode mc = curl_multi_add_handle(fw->multi, e);
   if (mc != CURLM_OK) {
-    log_error("cannot start delivery %s: %s", d->id, curl_multi_strerror(mc));
-    add_result(fw, d, OUTBOX_RELEASE, 0, NULL, clock_now_ms() + STORAGE_RETRY_MS);
-    t->d = NULL;
-    outbox_delivery_free(d);
-    transfer_free(fw, t);
-    return;
+    problem = curl_multi_strerror(mc);
+    goto done;
   }
   g_ptr_array_add(fw->active, t);
+  t = NULL;
+done:
+  if (t) {
+    log_error("cannot send delivery %s (%s, message %" G_GINT64_FORMAT "): %s; retrying soon",
+              d->id, d->type, d->message_id, problem);
+    add_result(fw, d, OUTBOX_RELEASE, 0, NULL, clock_now_ms() + STORAGE_RETRY_MS);
+    transfer_free(fw, t);
+  }
 }
 
 /* A short, valid UTF-8, single-line description of what the receiver said. */

@@ -51,6 +51,7 @@ typedef struct outbox_delivery {
   char *ticket;       /* the ticket document at event time, JSON text, new (g_free) */
 } outbox_delivery;
 
+/* Release D and its strings. NULL is a no-op. */
 void outbox_delivery_free(outbox_delivery *d);
 
 /* Inside a job: mark up to MAX pending deliveries that are due at NOW_MS (epoch ms) as
@@ -77,6 +78,7 @@ typedef struct outbox_result {
   int64_t next_attempt_ms; /* OUTBOX_RETRY and OUTBOX_RELEASE */
 } outbox_result;
 
+/* Release R and its error text. NULL is a no-op. */
 void outbox_result_free(outbox_result *r);
 
 /* Inside a job: record R for a delivery claimed by outbox_claim() and, when it leaves
@@ -100,12 +102,13 @@ ib_status outbox_retry(ib_tx *tx, const char *id, int64_t now_ms, json_t **doc_o
 
 /* ---- Reads (any thread, its own read connection) -------------------------------------- */
 
-/* The earliest next attempt time (epoch ms) among pending deliveries, INT64_MAX if none. */
+/* *DUE_OUT: the earliest next attempt time (epoch ms) among pending deliveries, INT64_MAX
+ * when none is scheduled. Returns IB_OK or a storage status. */
 ib_status outbox_next_due(ib_store *store, int64_t *due_out);
 
 /* {"deliveries": [delivery...]} with STATUS ("pending", "delivering", "delivered",
- * "failed"; NULL: any), at most LIMIT, newest first (or oldest first when OLDEST_FIRST),
- * in event order. *DOC_OUT is new. */
+ * "failed"; NULL: any), at most LIMIT, by event order: newest first, or oldest first when
+ * OLDEST_FIRST. *DOC_OUT is new. Returns IB_OK or a storage status. */
 ib_status outbox_list(ib_store *store, const char *status, int limit, int oldest_first,
                       json_t **doc_out);
 
@@ -115,6 +118,7 @@ typedef struct outbox_stats {
   int64_t oldest_open_ms; /* created_at of the oldest open delivery (epoch ms); 0: none */
 } outbox_stats;
 
+/* Fill *OUT for the queue gauges of /metrics. Returns IB_OK or a storage status. */
 ib_status outbox_stats_get(ib_store *store, outbox_stats *out);
 
 #endif
