@@ -148,10 +148,17 @@ on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int64_t ticket_id,
   char *ticket_text = NULL;
   char id[32];
   ib_status rc = store_ticket_doc(db, ticket_id, &ticket);
-  if (rc != IB_OK)
+  if (rc == IB_ERR_NOT_FOUND) {
+    /* Never refuse mail over the outbox: the event goes out with "ticket": null. */
+    log_warn("event %" G_GINT64_FORMAT " names ticket %" G_GINT64_FORMAT
+             ", which does not exist; forwarding it without one",
+             seq, ticket_id);
+    ticket = json_null();
+  } else if (rc != IB_OK) {
     goto done;
+  }
   rc = IB_ERR_NOMEM;
-  if (!(ticket_text = json_dumps(ticket, JSON_COMPACT)))
+  if (!(ticket_text = json_dumps(ticket, JSON_COMPACT | JSON_ENCODE_ANY)))
     goto done;
   if ((rc = new_delivery_id(id, sizeof id)) != IB_OK)
     goto done;

@@ -222,6 +222,25 @@ test_rows_in_the_events_transaction(void)
   CHECK_INT(json_integer_value(json_object_get(d0, "attempts")), 0);
   json_decref(doc);
 
+  /* An event naming a ticket that does not exist still commits (mail is never refused
+   * over the outbox), with no ticket snapshot. */
+  int64_t ghost = 999999;
+  add_events orphan = {.type = "ticket.updated", .tickets = &ghost, .n = 1};
+  CHECK_INT(store_run(s, add_events_run, &orphan), IB_OK);
+  GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)outbox_delivery_free);
+  claim c = {.max = 10, .now = clock_now_ms() + 1000, .rows = rows};
+  CHECK_INT(store_run(s, claim_run, &c), IB_OK);
+  int found = 0;
+  for (guint i = 0; i < rows->len; i++) {
+    outbox_delivery *d = g_ptr_array_index(rows, i);
+    if (d->ticket_id == ghost) {
+      CHECK_STR(d->ticket, "null");
+      found++;
+    }
+  }
+  CHECK_INT(found, 1);
+  g_ptr_array_unref(rows);
+
   /* Disabled: no rows at all. */
   ib_store *off = open_store("off.db");
   CHECK_INT(outbox_configure(off, 0, 0), IB_OK);
@@ -241,7 +260,7 @@ test_rows_in_the_events_transaction(void)
   CHECK_INT(outbox_attach(ingest), IB_OK);
   add_events more = {.type = "ticket.updated", .tickets = t, .n = 1};
   CHECK_INT(store_run(ingest, add_events_run, &more), IB_OK);
-  CHECK_INT(count_deliveries(ingest, NULL), 4);
+  CHECK_INT(count_deliveries(ingest, NULL), 5);
   store_close(ingest);
   g_free(path);
 }
