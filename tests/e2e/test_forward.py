@@ -344,6 +344,7 @@ def test_signed_events_with_snapshots_and_absolute_attachment_urls():
         check_eq(metric(srv, "inboxd_delivery_oldest_pending_age_seconds"), 0)
         check_eq(metric(srv, "inboxd_delivery_latency_seconds_count"), len(events))
         check_eq(metric(srv, "inboxd_messages_stored_total"), 2)
+        check(srv.get("/metrics").header("content-type").startswith("text/plain; version=0.0.4"))
         check(b["message_id"] != a["message_id"])
 
 
