@@ -349,7 +349,7 @@ def test_signed_events_with_snapshots_and_absolute_attachment_urls():
 
 
 def test_retries_with_full_jitter_backoff_then_delivered():
-    base, timeout = 200, 400
+    base, timeout = 300, 400
     script_by_attempt = {1: 500, 2: "close", 3: ("hang", 1.5), 4: 200}
     # Fresh connections: libcurl re-sends a request at once, by itself, when a kept-alive
     # connection dies before any answer, which would shift the script by one.
@@ -370,12 +370,13 @@ def test_retries_with_full_jitter_backoff_then_delivered():
                 spent = timeout / 1000 if n == 3 else 0  # the hang lasts until curl gives up
                 delay = attempts[n].arrived - attempts[n - 1].arrived - spent
                 ceiling = base * 2 ** (n - 1) / 1000
-                check(-0.1 <= delay <= ceiling + 0.3,
+                # Slack for scheduling on a loaded machine (the forwarder runs at nice 5).
+                check(-0.1 <= delay <= ceiling + 0.4,
                       f"attempt {n} of {dlv}: waited {delay:.3f}s, ceiling {ceiling}s")
                 if n == 1:
                     first_delays.append(delay)
         # Full jitter: the waits spread over [0, base], they are not one fixed delay.
-        check(max(first_delays) - min(first_delays) > 0.03, f"no jitter: {first_delays}")
+        check(max(first_delays) - min(first_delays) > 0.05, f"no jitter: {first_delays}")
         check_ticket_order(srv, recv, events)
         wait_delivered(srv, len(events))
         for d in deliveries(srv):
@@ -469,9 +470,9 @@ def test_429_honours_retry_after_seconds_and_http_date():
         check_eq(len(first), 3)
         gap1 = first[1].arrived - first[0].arrived
         gap2 = first[2].arrived - first[1].arrived
-        check(1.0 <= gap1 <= 1.5, f"Retry-After: 1 -> waited {gap1:.3f}s")
+        check(1.0 <= gap1 <= 1.8, f"Retry-After: 1 -> waited {gap1:.3f}s")
         # An HTTP-date has whole seconds: "now + 2 s" is 1 to 2 s away.
-        check(0.95 <= gap2 <= 2.5, f"Retry-After: <date> -> waited {gap2:.3f}s")
+        check(0.95 <= gap2 <= 2.8, f"Retry-After: <date> -> waited {gap2:.3f}s")
         wait_delivered(srv, 2)
 
 
@@ -653,7 +654,8 @@ def test_dead_crm_never_slows_ingestion_or_the_api():
             srv.ingest(make_mail(subject=f"while the CRM hangs {i}"))
             check_eq(srv.get("/api/tickets?limit=5").status, 200)
             slowest = max(slowest, time.monotonic() - t0)
-        check(slowest < 1.0, f"a post took {slowest:.3f}s while the CRM hung")
+        # The CRM hangs 4 s per request: any coupling would show as seconds here.
+        check(slowest < 2.0, f"a post took {slowest:.3f}s while the CRM hung")
         recv.wait(lambda recs: len(recs) >= 16, what="the window filling")
         time.sleep(0.5)
         check(recv.max_active <= 16, f"{recv.max_active} requests at once")
