@@ -150,7 +150,6 @@ struct forwarder {
   int64_t claimed_due;    /* next due time reported by the last claim */
   int claim_failed;
   GPtrArray *unsaved;     /* of outbox_result*, whose update did not commit */
-  int results_outstanding;
 
   /* Forwarder thread only. */
   GQueue ready;           /* of outbox_delivery*, claimed, waiting for a connection */
@@ -251,7 +250,6 @@ save_done(void *arg, ib_status st)
   save_job *j = arg;
   forwarder *fw = j->fw;
   pthread_mutex_lock(&fw->lock);
-  fw->results_outstanding--;
   if (st == IB_OK) {
     fw->dirty = 1; /* the next delivery of those tickets may be due now */
   } else {
@@ -311,8 +309,12 @@ static void
 transfer_free(forwarder *fw, transfer *t)
 {
   if (t->easy) {
+    /* The idle handle must not point into T any more. */
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, NULL);
     g_ptr_array_add(fw->idle_easy, t->easy);
   }
   curl_slist_free_all(t->headers);
@@ -458,7 +460,8 @@ finish_transfer(forwarder *fw, transfer *t, CURLcode res)
   char *error = NULL;
   if (v != FORWARD_DELIVERED)
     error = res == CURLE_OK ? describe_answer(status, t)
-                            : g_strdup(t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+                            : g_utf8_make_valid(t->errbuf[0] ? t->errbuf : curl_easy_strerror(res),
+                                                -1);
 
   if (v == FORWARD_DELIVERED) {
     metrics_add(METRIC_DELIVERIES_DELIVERED, 1);
@@ -523,9 +526,6 @@ save_results(forwarder *fw)
   j->fw = fw;
   j->results = fw->results;
   fw->results = g_ptr_array_new_with_free_func((GDestroyNotify)outbox_result_free);
-  pthread_mutex_lock(&fw->lock);
-  fw->results_outstanding++;
-  pthread_mutex_unlock(&fw->lock);
   store_submit(fw->store, save_run, j, save_done, j);
 }
 
