@@ -561,6 +561,7 @@ def test_restart_in_the_middle_of_a_backlog_resends_with_the_same_ids():
                 verify_signature(r)
             check_ticket_order(srv, recv, feed(srv))
             check_eq(srv.stop(), 0)
+        shutil.rmtree(srv.workdir, ignore_errors=True)  # kept when the test fails
     finally:
         if srv.proc:
             srv.stop()
@@ -592,9 +593,11 @@ def test_crash_while_in_flight_sends_again_with_the_same_id():
             check_eq(again[0].doc, again[1].doc)
             wait_until(lambda: {d["status"] for d in deliveries(srv)} == {"delivered"},
                        what="both recorded as delivered")
+            check_eq(srv.stop(), 0)
+            shutil.rmtree(srv.workdir, ignore_errors=True)  # kept when the test fails
         finally:
             if srv.proc:
-                check_eq(srv.stop(), 0)
+                srv.stop()
 
 
 def test_forward_skip_writes_no_rows_for_skipped_events():
