@@ -497,6 +497,9 @@ static const route routes[] = {
     {"GET", "/api/attachments/{id}", handle_attachment_get, ROUTE_API},
     {"GET", "/api/events", handle_events, ROUTE_API},
     {"GET", "/api/suppressions", handle_suppressions, ROUTE_API},
+    {"GET", "/api/deliveries", api_deliveries_list, ROUTE_API},
+    {"POST", "/api/deliveries/{key}/retry", api_delivery_retry, ROUTE_API | ROUTE_WRITE},
+    {"GET", "/metrics", api_metrics, 0},
     {NULL, NULL, NULL, 0},
 };
 

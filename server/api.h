@@ -17,4 +17,9 @@ void api_post_message(ib_request *r);
 /* GET / and /static/<file>: the embedded web view (web.c). */
 void web_static(ib_request *r);
 
+/* Handlers defined in api_deliveries.c: the forwarder's deliveries and /metrics. */
+void api_deliveries_list(ib_request *r);
+void api_delivery_retry(ib_request *r);
+void api_metrics(ib_request *r);
+
 #endif

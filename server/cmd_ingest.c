@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "outbox.h"
 #include "pipeline.h"
 
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_TEMPFAIL_ = 75 };
@@ -114,11 +115,15 @@ cmd_ingest(int argc, char **argv)
     rc = EX_TEMPFAIL_;
     goto done;
   }
+  /* Queue the events for the CRM exactly as "inboxd serve" would (its settings are in
+   * the database); the server's forwarder picks them up. */
   thread_options threading = {.reply_domain = g_getenv("INBOXD_REPLY_DOMAIN"),
                               .secret = store_reply_secret(store),
                               .auto_limit = 5,
                               .auto_window_minutes = 60};
-  st = pipeline_store(store, &threading, batch);
+  st = outbox_attach(store);
+  if (st == IB_OK)
+    st = pipeline_store(store, &threading, batch);
   if (st != IB_OK) {
     fprintf(stderr, "inboxd ingest: not stored (%s); the MTA should retry\n",
             ib_status_str(st));

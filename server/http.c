@@ -17,6 +17,8 @@
 #include "spool.h"
 
 #define MAX_PARAMS 4
+#define MAX_KEYS 2
+#define KEY_MAX 64 /* longest {key} segment */
 #define SPOOL_MEM_LIMIT (1u << 20) /* bodies past 1 MiB go to a temporary file */
 
 typedef enum { REQ_NEW, REQ_BODY, REQ_HANDLING, REQ_DEFERRED, REQ_DONE } req_state;
@@ -29,6 +31,7 @@ struct ib_request {
   const route *route;
   int64_t params[MAX_PARAMS];
   int nparams;
+  char keys[MAX_KEYS][KEY_MAX + 1];
   ib_spool *spool;
   GBytes *body;
   int read_only;
@@ -70,6 +73,12 @@ int64_t
 request_param(ib_request *r, int i)
 {
   return i >= 0 && i < r->nparams ? r->params[i] : 0;
+}
+
+const char *
+request_key(ib_request *r, int i)
+{
+  return i >= 0 && i < MAX_KEYS && r->keys[i][0] ? r->keys[i] : NULL;
 }
 
 GBytes *
@@ -398,12 +407,14 @@ request_resume(ib_request *r)
 /* ---- Routing and auth ---------------------------------------------------------------- */
 
 /* Match PATH against PATTERN; {id} segments must be positive decimal integers and are
- * stored in PARAMS. */
+ * stored in PARAMS; {key} segments (opaque ids such as "dlv_...": letters, digits, "_"
+ * and "-", at most KEY_MAX) are copied into KEYS when it is not NULL. */
 static int
-route_match(const route *rt, const char *path, int64_t *params, int *nparams)
+route_match_keys(const route *rt, const char *path, int64_t *params, int *nparams,
+                 char (*keys)[KEY_MAX + 1])
 {
   const char *p = rt->pattern, *s = path;
-  int n = 0;
+  int n = 0, nkeys = 0;
   while (*p) {
     if (g_str_has_prefix(p, "{id}")) {
       const char *start = s;
@@ -418,6 +429,21 @@ route_match(const route *rt, const char *path, int64_t *params, int *nparams)
       p += 4;
       continue;
     }
+    if (g_str_has_prefix(p, "{key}")) {
+      const char *start = s;
+      while (g_ascii_isalnum(*s) || *s == '_' || *s == '-')
+        s++;
+      size_t len = (size_t)(s - start);
+      if (len == 0 || len > KEY_MAX || nkeys >= MAX_KEYS)
+        return 0;
+      if (keys) {
+        memcpy(keys[nkeys], start, len);
+        keys[nkeys][len] = '\0';
+      }
+      nkeys++;
+      p += 5;
+      continue;
+    }
     if (*p != *s)
       return 0;
     p++;
@@ -427,6 +453,12 @@ route_match(const route *rt, const char *path, int64_t *params, int *nparams)
     return 0;
   *nparams = n;
   return 1;
+}
+
+static int
+route_match(const route *rt, const char *path, int64_t *params, int *nparams)
+{
+  return route_match_keys(rt, path, params, nparams, NULL);
 }
 
 static int
@@ -444,12 +476,16 @@ route_find(ib_request *r)
   GString *allow = NULL;
   for (const route *rt = r->srv->routes; rt->method; rt++) {
     int64_t params[MAX_PARAMS];
+    char keys[MAX_KEYS][KEY_MAX + 1];
     int n = 0;
     if (!route_match(rt, r->path, params, &n))
       continue;
     if (method_is(rt, r->method)) {
       r->route = rt;
+      memset(keys, 0, sizeof keys);
+      route_match_keys(rt, r->path, params, &n, keys);
       memcpy(r->params, params, sizeof params);
+      memcpy(r->keys, keys, sizeof keys);
       r->nparams = n;
       if (allow)
         g_string_free(allow, TRUE);

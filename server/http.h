@@ -32,7 +32,8 @@ enum {
 
 typedef struct route {
   const char *method;  /* "GET", "POST", ... */
-  const char *pattern; /* "/api/tickets/{id}": {id} matches a positive decimal integer */
+  const char *pattern; /* "/api/tickets/{id}": {id} matches a positive decimal integer,
+                          {key} an opaque id of letters, digits, "_" and "-" */
   route_handler handler;
   unsigned flags;
 } route;
@@ -59,6 +60,8 @@ const char *request_header(ib_request *r, const char *name);
 const char *request_query(ib_request *r, const char *name);
 /* The I-th {id} of the route pattern (0-based). */
 int64_t request_param(ib_request *r, int i);
+/* The I-th {key} of the route pattern (0-based), or NULL. */
+const char *request_key(ib_request *r, int i);
 /* The complete body (borrowed; NULL for routes without ROUTE_BODY). */
 GBytes *request_body(ib_request *r);
 

@@ -9,6 +9,7 @@
 #include "adapter.h"
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "server.h"
 
@@ -52,6 +53,10 @@ on_stored(void *arg, ib_status st)
   ib_request *r = arg;
   ingress_ctx *ic = request_data(r);
   if (st == IB_OK) {
+    for (guint i = 0; i < pipeline_count(ic->batch); i++)
+      metrics_add(pipeline_result_at(ic->batch, i)->duplicate ? METRIC_INGEST_DUPLICATES
+                                                              : METRIC_MESSAGES_STORED,
+                  1);
     request_reply_json(r, MHD_HTTP_OK, pipeline_reply_json(ic->batch));
   } else {
     if (st == IB_ERR_CONFLICT)

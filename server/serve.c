@@ -6,9 +6,59 @@
 #include "api.h"
 #include "cli.h"
 #include "log.h"
+#include "outbox.h"
 #include "server.h"
 
 #define DRAIN_MS 10000
+#define FORWARD_GRACE_MS 5000 /* deliveries in flight at SIGTERM get this long to finish */
+
+/* The forwarding flags, checked before anything is opened. Returns 0 and *SKIP_OUT, or
+ * 64 after printing the problem. */
+static int
+check_forwarding(const ib_config *cfg, unsigned *skip_out)
+{
+  char *err = NULL;
+  if (outbox_skip_parse(cfg->forward_events, skip_out, &err) != IB_OK ||
+      (cfg->forward_url && *cfg->forward_url &&
+       forward_check_url(cfg->forward_url, &err) != IB_OK)) {
+    fprintf(stderr, "inboxd serve: %s\n", err);
+    g_free(err);
+    return 64;
+  }
+  return 0;
+}
+
+/* The outbox and the forwarder, before traffic starts. Returns 0 or an exit status. */
+static int
+start_forwarding(ib_server *srv, unsigned skip)
+{
+  const ib_config *cfg = srv->cfg;
+  int enabled = cfg->forward_url && *cfg->forward_url;
+  char *err = NULL;
+  if (enabled) {
+    forward_options fo = {.url = cfg->forward_url,
+                          .secret = cfg->forward_secret,
+                          .backoff_ms = cfg->forward_backoff_ms,
+                          .max_attempts = cfg->forward_max_attempts,
+                          .connect_timeout_ms = cfg->forward_connect_timeout_ms,
+                          .timeout_ms = cfg->forward_timeout_ms};
+    ib_status st = forward_start(srv->store, &fo, &srv->forward, &err);
+    if (st != IB_OK) {
+      log_error("%s", err);
+      fprintf(stderr, "inboxd: %s\n", err);
+      g_free(err);
+      return st == IB_ERR_INVALID ? 64 : 75;
+    }
+  }
+  /* Recorded once the forwarder runs, so "inboxd ingest" never queues events for a
+   * forwarder that cannot start. */
+  if (outbox_configure(srv->store, enabled, skip) != IB_OK) {
+    fprintf(stderr, "inboxd: cannot record the forwarding settings in the database\n");
+    forward_stop(srv->forward, 0);
+    return 75;
+  }
+  return 0;
+}
 
 static log_level
 parse_level(const char *name)
@@ -22,6 +72,22 @@ parse_level(const char *name)
   if (strcmp(name, "error") == 0)
     return LOG_ERROR;
   return LOG_INFO;
+}
+
+/* Stop the background services (the forwarder gets GRACE_MS for requests in flight) and
+ * close the store, in that order: each needs the store until it stops. NULL-safe. */
+static void
+teardown(ib_server *srv, int64_t grace_ms)
+{
+  forward_stop(srv->forward, grace_ms);
+  feed_free(srv->feed);
+  if (srv->sns) {
+    sns_drain(srv->sns, 2000);
+    sns_free(srv->sns);
+  }
+  g_free(srv->ses_topics);
+  store_close(srv->store);
+  forward_free(srv->forward);
 }
 
 int
@@ -50,6 +116,11 @@ cmd_serve(int argc, char **argv)
                              .max_decoded_bytes = (uint64_t)cfg.max_decoded_bytes};
   form_limits_default(&srv.form_limits);
   srv.form_limits.max_fields = (size_t)cfg.max_form_fields;
+  unsigned skip = 0;
+  if ((rc = check_forwarding(&cfg, &skip)) != 0) {
+    config_free(&cfg);
+    return rc;
+  }
 
   /* Signals are taken by this thread only (sigwait below); every thread started from
    * here on inherits the blocked mask. */
@@ -98,16 +169,19 @@ cmd_serve(int argc, char **argv)
                                   .max_json_depth = (size_t)cfg.max_json_depth};
   srv.feed = feed_new(srv.store);
   store_on_commit(srv.store, feed_notify, srv.feed);
+  rc = start_forwarding(&srv, skip);
+  if (rc != 0) {
+    teardown(&srv, 0);
+    config_free(&cfg);
+    return rc;
+  }
   unsigned port = 0;
   st = http_start(&srv, api_routes(), &port, &err);
   if (st != IB_OK) {
     log_error("%s", err);
     fprintf(stderr, "inboxd: %s\n", err);
     g_free(err);
-    feed_free(srv.feed);
-    sns_free(srv.sns);
-    g_free(srv.ses_topics);
-    store_close(srv.store);
+    teardown(&srv, 0);
     config_free(&cfg);
     return 71;
   }
@@ -136,11 +210,7 @@ cmd_serve(int argc, char **argv)
   if (left)
     log_warn("%u requests still open after %d ms; closing them", left, DRAIN_MS);
   http_stop(&srv);
-  feed_free(srv.feed);
-  sns_drain(srv.sns, 2000);
-  sns_free(srv.sns);
-  g_free(srv.ses_topics);
-  store_close(srv.store);
+  teardown(&srv, FORWARD_GRACE_MS);
   log_info("stopped");
   config_free(&cfg);
   return 0;

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "sns.h"
 #include "feed.h"
+#include "forward.h"
 #include "mime.h"
 #include "store.h"
 #include "thread.h"
@@ -20,6 +21,7 @@ struct ib_server {
   ib_config *cfg;
   ib_store *store;
   ib_feed *feed;
+  forwarder *forward; /* NULL when --forward-url is not set */
   mime_limits limits;
   thread_options threading;
   adapter_config adapters;

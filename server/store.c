@@ -179,8 +179,9 @@ run_batch(ib_store *s, GPtrArray *batch)
     }
     return;
   }
-  if (tx.last_seq && s->on_commit)
-    s->on_commit(s->on_commit_arg, tx.last_seq);
+  if (tx.last_seq)
+    for (int i = 0; i < STORE_COMMIT_LISTENERS && s->on_commit[i]; i++)
+      s->on_commit[i](s->on_commit_arg[i], tx.last_seq);
 }
 
 static void *
@@ -258,8 +259,14 @@ store_run(ib_store *s, store_job_fn fn, void *arg)
 void
 store_on_commit(ib_store *s, store_commit_fn fn, void *arg)
 {
-  s->on_commit = fn;
-  s->on_commit_arg = arg;
+  for (int i = 0; i < STORE_COMMIT_LISTENERS; i++) {
+    if (!s->on_commit[i]) {
+      s->on_commit[i] = fn;
+      s->on_commit_arg[i] = arg;
+      return;
+    }
+  }
+  log_error("too many commit listeners (at most %d)", STORE_COMMIT_LISTENERS);
 }
 
 void
@@ -747,6 +754,28 @@ ticket_from_row(sqlite3_stmt *st)
                    store_column_json_string(st, 6), "message_count",
                    (json_int_t)sqlite3_column_int64(st, 7), "last_message", last, "tags",
                    tags ? tags : json_array());
+}
+
+ib_status
+store_ticket_doc(ib_db *db, int64_t id, json_t **doc_out)
+{
+  static const char sql[] = "SELECT " TICKET_COLUMNS " FROM tickets t "
+                            "LEFT JOIN messages m ON m.id = t.last_message_id "
+                            "WHERE t.id = ?1";
+  *doc_out = NULL;
+  sqlite3_stmt *st = db_stmt(db, sql);
+  if (!st)
+    return IB_ERR_INTERNAL;
+  sqlite3_bind_int64(st, 1, id);
+  int step = sqlite3_step(st);
+  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+  if (rc == IB_OK) {
+    *doc_out = ticket_from_row(st);
+    if (!*doc_out)
+      rc = IB_ERR_NOMEM;
+  }
+  sqlite3_reset(st);
+  return rc;
 }
 
 /* The public document of a stored message: ids first, then the stored document, with

@@ -54,7 +54,8 @@ void store_submit(ib_store *store, store_job_fn job, void *job_arg, store_done_f
 ib_status store_run(ib_store *store, store_job_fn job, void *arg);
 
 /* Called on the writer thread after every successful commit that added events, with the
- * newest event sequence number. One listener per slot; set before traffic starts. */
+ * newest event sequence number. Several listeners (the change feed, the forwarder) may
+ * register, up to four; set them before traffic starts. Must not block. */
 typedef void (*store_commit_fn)(void *arg, int64_t last_seq);
 void store_on_commit(ib_store *store, store_commit_fn fn, void *arg);
 

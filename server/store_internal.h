@@ -8,6 +8,8 @@
 #include "db.h"
 #include "store.h"
 
+#define STORE_COMMIT_LISTENERS 4
+
 typedef struct job {
   store_job_fn fn;
   void *arg;
@@ -41,8 +43,8 @@ struct ib_store {
   pthread_mutex_t readers_lock;
   GPtrArray *readers; /* of ib_db*, every open read connection */
 
-  store_commit_fn on_commit;
-  void *on_commit_arg;
+  store_commit_fn on_commit[STORE_COMMIT_LISTENERS];
+  void *on_commit_arg[STORE_COMMIT_LISTENERS];
   store_event_fn on_event;
   void *on_event_arg;
 };
@@ -59,6 +61,10 @@ json_t *store_column_json_string(sqlite3_stmt *st, int i);
 
 /* Step ST expecting SQLITE_DONE, then reset it; log "cannot WHAT" and convert otherwise. */
 ib_status store_step_done(ib_db *db, sqlite3_stmt *st, const char *what);
+
+/* Ticket ID's public document read on DB (a reader, or the writer inside a job: then it
+ * sees the job's own changes). *DOC_OUT is new. IB_ERR_NOT_FOUND when there is none. */
+ib_status store_ticket_doc(ib_db *db, int64_t id, json_t **doc_out);
 
 /* The writer's connection inside a job. */
 static inline ib_db *
