@@ -75,16 +75,6 @@ skipped(unsigned mask, const char *name, int is_class)
   return 0;
 }
 
-static unsigned
-class_bits(void)
-{
-  unsigned bits = 0;
-  for (size_t i = 0; i < G_N_ELEMENTS(skip_names); i++)
-    if (skip_names[i].is_class)
-      bits |= 1u << i;
-  return bits;
-}
-
 /* "dlv_" + 24 lower-case hex digits from the kernel's random source. */
 static ib_status
 new_delivery_id(char *buf, size_t size)
@@ -118,7 +108,8 @@ static ib_status
 on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int64_t ticket_id,
          int64_t message_id)
 {
-  static const char sql_class[] = "SELECT classification FROM messages WHERE id = ?1";
+  static const char sql_class[] =
+      "SELECT classification, loop_suspect FROM messages WHERE id = ?1";
   static const char sql_insert[] =
       "INSERT INTO deliveries (seq, id, type, ticket_id, message_id, status, attempts, "
       "next_attempt_at, created_at, ticket) "
@@ -129,14 +120,16 @@ on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int64_t ticket_id,
   ib_db *db = store_tx_db(tx);
   if (skipped(mask, type, 0))
     return IB_OK;
-  if (message_id && (mask & class_bits())) {
+  if (message_id) {
+    /* Skipped classifications, and messages of a suspected mail loop (thread.c). */
     sqlite3_stmt *st = db_stmt(db, sql_class);
     if (!st)
       return IB_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, message_id);
     int step = sqlite3_step(st);
     int skip = step == SQLITE_ROW &&
-               skipped(mask, (const char *)sqlite3_column_text(st, 0), 1);
+               (sqlite3_column_int(st, 1) ||
+                skipped(mask, (const char *)sqlite3_column_text(st, 0), 1));
     sqlite3_reset(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
       return db_status(step);
