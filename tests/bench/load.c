@@ -7,9 +7,9 @@
  * body is made per request, so the generator costs the same for 1 KB and 20 MB.
  * Per-request latency (send start to last response byte) is recorded in microseconds.
  *
- * HOLD mode (--hold N): opens N connections that each send one GET and then wait; prints
- * "held N" once all requests are sent, then waits for a line on stdin and reports how
- * many were answered or closed early (a long poll must not be).
+ * HOLD mode (--hold --conns N): opens N connections that each send one GET and then
+ * wait; prints "held N MS" once all requests are sent, then for each line on stdin prints
+ * how many are still waiting, were answered or were closed; "stop" (or EOF) ends it.
  *
  * Output: one JSON object on stdout. Exit status 0 unless the arguments are wrong or the
  * server cannot be reached at all. */
@@ -108,6 +108,7 @@ static atomic_uint_fast64_t issued; /* for --requests */
 static atomic_uint_fast64_t finished;
 static uint64_t t_begin, t_measure, t_end; /* ns, CLOCK_MONOTONIC */
 static atomic_int stopping;
+static atomic_uint_fast64_t hold_answered, hold_closed; /* hold mode */
 static struct sockaddr_in server_addr;
 
 static uint64_t
@@ -392,7 +393,8 @@ conn_recv(worker *w, conn *c)
     }
     if (c->rlen >= c->head_end + (size_t)c->content_length) {
       if (opt_hold) {
-        w->st.errors++; /* a held request was answered */
+        if (c->busy)
+          atomic_fetch_add(&hold_answered, 1); /* a held request was answered */
         c->busy = 0;
         return 0;
       }
@@ -417,7 +419,7 @@ conn_failed(worker *w, conn *c)
     w->st.errors++;
   }
   if (opt_hold && c->busy)
-    w->st.conn_errors++;
+    atomic_fetch_add(&hold_closed, 1);
   conn_close(c);
   if (opt_hold)
     return;
@@ -452,6 +454,8 @@ worker_main(void *arg)
         break;
       if (conn_open(w, c) != 0) {
         w->st.conn_errors++;
+        if (opt_hold)
+          atomic_fetch_add(&hold_closed, 1);
         continue;
       }
       request_start(w, c);
@@ -648,18 +652,22 @@ main(int argc, char **argv)
     printf("held %d %llu\n", opt_conns, (unsigned long long)open_ms);
     fflush(stdout);
     pthread_create(&ws[0].thread, NULL, hold_watch, &ws[0]);
+    /* Each line on stdin asks for the counts; "stop" (or EOF) also ends the run. */
     char line[64];
-    if (!fgets(line, sizeof line, stdin))
-      line[0] = '\0';
+    for (;;) {
+      int stop = !fgets(line, sizeof line, stdin) || strncmp(line, "stop", 4) == 0;
+      uint64_t answered = atomic_load(&hold_answered), closed = atomic_load(&hold_closed);
+      uint64_t still = (uint64_t)opt_conns - answered - closed;
+      printf("{\"held\":%d,\"still_waiting\":%llu,\"answered\":%llu,\"closed\":%llu,"
+             "\"open_ms\":%llu}\n",
+             opt_conns, (unsigned long long)still, (unsigned long long)answered,
+             (unsigned long long)closed, (unsigned long long)open_ms);
+      fflush(stdout);
+      if (stop)
+        break;
+    }
     atomic_store(&stopping, 1);
     pthread_join(ws[0].thread, NULL);
-    int still = 0;
-    for (int i = 0; i < opt_conns; i++)
-      still += all[i].fd >= 0 && all[i].busy;
-    printf("{\"held\":%d,\"still_waiting\":%d,\"answered_early\":%llu,\"closed_early\":%llu,"
-           "\"open_ms\":%llu}\n",
-           opt_conns, still, (unsigned long long)ws[0].st.errors,
-           (unsigned long long)ws[0].st.conn_errors, (unsigned long long)open_ms);
     return 0;
   }
 
