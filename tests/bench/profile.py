@@ -109,14 +109,17 @@ def callgrind_report(out, per, label):
     print(f"\n### callgrind, {label}: {total:,} instructions"
           + (f", {total / per:,.0f} per message" if total and per else ""))
     print("inclusive, top functions (instructions per message):")
-    shown = 0
+    shown, seen = 0, set()
     for line in lines:
         m = re.match(r"\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+\S*:(\S+)", line)
         if not m:
             continue
         ir, pct, fn = int(m.group(1).replace(",", "")), float(m.group(2)), m.group(3)
-        if fn.startswith("0x") or fn in ("(below main)", "start_thread", "clone3"):
+        fn = fn.split("'")[0]  # recursion levels
+        if (fn in seen or fn.startswith(("0x", "(below", "_dl_", "__libc_start"))
+                or fn in ("main", "start_thread", "clone3", "dl_main")):
             continue
+        seen.add(fn)
         print(f"  {pct:5.1f}%  {ir / per:12,.0f}  {fn}")
         shown += 1
         if shown >= 45:
