@@ -65,6 +65,19 @@ class Server:
                 return int(line.split()[1])
         return 0
 
+    def thread_cpu(self):
+        """{tid: (name, CPU seconds)} of every thread (/proc/PID/task/*/stat)."""
+        out, hz = {}, os.sysconf("SC_CLK_TCK")
+        for t in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                stat = Path(f"/proc/{self.pid}/task/{t}/stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            f = stat[stat.rindex(")") + 2:].split()
+            out[t] = (name, (int(f[11]) + int(f[12])) / hz)
+        return out
+
     def fds(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
@@ -88,6 +101,18 @@ def run_json(argv, **kw):
     r = json.loads(out.strip().splitlines()[-1])
     r["write_bytes"] = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_oublock - before) * 512
     return r
+
+
+def cpu_split(before, after, n):
+    """CPU microseconds per message: the HTTP workers together, the busiest other thread
+    (the writer), the rest."""
+    d = {t: (after[t][0], after[t][1] - before.get(t, (None, 0))[1]) for t in after}
+    http = sum(c for name, c in d.values() if name.startswith("MHD"))
+    others = sorted((c for name, c in d.values() if not name.startswith("MHD")), reverse=True)
+    writer = others[0] if others else 0
+    rest = sum(others[1:])
+    n = max(1, n)
+    return {"http_workers": http * 1e6 / n, "writer": writer * 1e6 / n, "other": rest * 1e6 / n}
 
 
 class Bench:
@@ -179,10 +204,11 @@ class Bench:
 
         self.say(f"round {k}: inboxd ingest")
         s = self.start_inboxd(f"round{k}")
-        first, w0 = self.next_id, s.write_bytes()
+        first, w0, c0 = self.next_id, s.write_bytes(), s.thread_cpu()
         res["inboxd"] = self.load(s.port, t5)
         res["inboxd"]["write_bytes"] = s.write_bytes() - w0
-        res["inboxd"]["messages"] = self.next_id - 1 - first
+        n = res["inboxd"]["messages"] = self.next_id - 1 - first
+        res["inboxd"]["cpu_us"] = cpu_split(c0, s.thread_cpu(), n)
         res["inboxd"]["exit"] = self.stop(s)
 
         self.say(f"round {k}: Python stdlib peer")
@@ -398,6 +424,9 @@ def report(b, rounds, parse, mem, idle, scale):
              f"{fmt(med([r['p99_ms'] for r in ib]), 'ms')}", "", ""],
             ["5 inboxd / 1 (share of the HTTP floor)", fmt(ratio("inboxd", "mhd") * 100, "%"), "",
              ""],
+            ["  inboxd CPU per message: HTTP workers (parse) / writer thread",
+             f"{fmt(med([r['inboxd']['cpu_us']['http_workers'] for r in rounds]), 'us')} / "
+             f"{fmt(med([r['inboxd']['cpu_us']['writer'] for r in rounds]), 'us')}", "", ""],
             ["  one durable commit (3a: 1000 / rate)", fmt(1000 / g("sqlite1"), "ms"), "", ""],
             ["  storage bytes written per 5 KB message: 3b / 5",
              f"{fmt(med([r['sqlite64']['write_bytes'] / r['sqlite64']['messages'] for r in rounds]) / 1024, 'KiB')}"
