@@ -20,6 +20,9 @@
 typedef struct h2t {
   GString *out;
   gboolean space;    /* a collapsed blank is pending before the next word */
+  unsigned newlines; /* line breaks written since the last visible character */
+  gboolean quoted_blank; /* the output ends in a blank line quoted with ">" ... */
+  gsize quoted_blank_at; /* ... which starts here */
   int pre;           /* inside <pre>: keep whitespace */
   int quote;         /* <blockquote> depth: "> " per level at line start */
   int lists;         /* <ul>/<ol> depth */
@@ -34,11 +37,11 @@ static const char *const dropped[] = {"script", "style", "head", "title", "templ
                                       "svg", "math", "object", "iframe", NULL};
 static const char *const para_blocks[] = {"p", "h1", "h2", "h3", "h4", "h5", "h6",
                                           "table", "pre", "dl", "address", "figure",
-                                          "fieldset", NULL};
+                                          "fieldset", "blockquote", NULL};
 static const char *const line_blocks[] = {"div", "li", "tr", "dt", "dd", "section",
                                           "article", "header", "footer", "nav", "main",
                                           "aside", "form", "center", "caption", "hr",
-                                          "blockquote", "figcaption", "details", "summary",
+                                          "figcaption", "details", "summary",
                                           "ul", "ol", "body", "html", NULL};
 
 static gboolean
@@ -65,16 +68,7 @@ full(const h2t *h)
 static gboolean
 at_line_start(const h2t *h)
 {
-  return h->out->len == 0 || h->out->str[h->out->len - 1] == '\n';
-}
-
-static unsigned
-trailing_newlines(const h2t *h)
-{
-  unsigned n = 0;
-  for (gsize i = h->out->len; i > 0 && h->out->str[i - 1] == '\n'; i--)
-    n++;
-  return n;
+  return h->out->len == 0 || h->newlines > 0;
 }
 
 /* Before the first character of a line: the quote marks. */
@@ -83,6 +77,34 @@ line_prefix(h2t *h)
 {
   for (int i = 0; i < h->quote; i++)
     g_string_append(h->out, "> ");
+}
+
+/* Write one line break; an empty line inside a quote still gets its ">". */
+static void
+newline(h2t *h)
+{
+  if (h->newlines > 0 && h->quote > 0) {
+    h->quoted_blank = TRUE;
+    h->quoted_blank_at = h->out->len;
+    line_prefix(h);
+  }
+  g_string_append_c(h->out, '\n');
+  h->newlines++;
+}
+
+/* Leaving a quote: a blank line at its end belongs to the outer level. */
+static void
+unquote_trailing_blank(h2t *h)
+{
+  if (!h->quoted_blank || h->newlines < 2)
+    return;
+  g_string_truncate(h->out, h->quoted_blank_at);
+  h->quoted_blank = FALSE;
+  if (h->quote > 0) {
+    h->quoted_blank = TRUE;
+    line_prefix(h);
+  }
+  g_string_append_c(h->out, '\n');
 }
 
 /* End the current line so that at least N newlines separate it from what follows. */
@@ -94,8 +116,8 @@ block_break(h2t *h, unsigned n)
   h->space = FALSE;
   if (h->out->len == 0 || full(h))
     return;
-  for (unsigned t = trailing_newlines(h); t < n; t++)
-    g_string_append_c(h->out, '\n');
+  while (h->newlines < n)
+    newline(h);
 }
 
 /* Append visible, non-blank content, starting the line or the word as needed. */
@@ -109,6 +131,8 @@ content(h2t *h, const char *s, gsize len)
   else if (h->space)
     g_string_append_c(h->out, ' ');
   h->space = FALSE;
+  h->newlines = 0;
+  h->quoted_blank = FALSE;
   g_string_append_len(h->out, s, (gssize)len);
 }
 
@@ -136,10 +160,12 @@ text_node(h2t *h, const char *s)
     const char *next = g_utf8_next_char(p);
     if (h->pre) {
       if (c == '\n') {
-        g_string_append_c(h->out, '\n');
+        newline(h);
       } else if (c != '\r') {
         if (at_line_start(h))
           line_prefix(h);
+        h->newlines = 0;
+        h->quoted_blank = FALSE;
         g_string_append_len(h->out, p, next - p);
       }
     } else if (is_blank(c)) {
@@ -203,7 +229,7 @@ enter(h2t *h, xmlNode *n)
     return FALSE;
   if (is_name(name, "br")) {
     if (!full(h))
-      g_string_append_c(h->out, '\n');
+      newline(h);
     h->space = FALSE;
     return FALSE;
   }
@@ -223,6 +249,8 @@ enter(h2t *h, xmlNode *n)
       g_string_append(h->out, "- ");
     }
     h->space = FALSE;
+    h->newlines = 0;
+    h->quoted_blank = FALSE;
   } else if (is_name(name, "a")) {
     if (h->link_href || h->skip_links) {
       h->skip_links++;
@@ -250,6 +278,7 @@ leave(h2t *h, xmlNode *n)
     h->pre--;
   } else if (is_name(name, "blockquote")) {
     h->quote--;
+    unquote_trailing_blank(h);
   } else if (is_name(name, "ul") || is_name(name, "ol")) {
     h->lists--;
   } else if (is_name(name, "td") || is_name(name, "th")) {

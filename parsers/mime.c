@@ -517,9 +517,10 @@ parse_date(ctx *c)
   const char *value = first_header(c, "Date");
   if (!value)
     return;
-  GDateTime *dt = *value ? g_mime_utils_header_decode_date(value) : NULL;
+  /* ISO 8601 first: GMime reads "2025-01-06 12:00:00+02:00" as midnight */
+  GDateTime *dt = repair_date(value, c->msg);
   if (!dt && *value)
-    dt = repair_date(value, c->msg);
+    dt = g_mime_utils_header_decode_date(value);
   GDateTime *utc = dt ? g_date_time_to_utc(dt) : NULL;
   if (utc) {
     c->msg->date = g_date_time_format(utc, "%Y-%m-%dT%H:%M:%SZ");

@@ -528,18 +528,19 @@ repair_text_to_utf8(const char *bytes, size_t len, const char *charset, gboolean
       out = utf8_or_1252(bytes, len, &used);
       ib_message_warn(msg, "charset_unknown", "%s has unknown charset \"%s\"; decoded as %s",
                       what, key, used);
-    } else if (errors && super && !c1_only) {
+    } else if (super && !c1_only && !is_7bit(bytes, len)) {
+      /* iconv may fail on, or pass through as C1 controls, what the superset defines */
       size_t errors2 = 0, len2 = 0;
-      char *retry = convert(bytes, len, super, &errors2, &len2);
-      if (retry && errors2 < errors) {
+      char *wide = convert(bytes, len, super, &errors2, &len2);
+      if (wide && errors2 <= errors && (len2 != out_len || memcmp(wide, out, len2) != 0)) {
         g_free(out);
-        out = retry;
+        out = wide;
         out_len = len2;
         errors = errors2;
         ib_message_warn(msg, "charset_superset", "%s declared %s decoded as %s", what, key,
                         super);
       } else {
-        g_free(retry);
+        g_free(wide);
       }
     }
     if (out && errors)
@@ -590,6 +591,13 @@ GDateTime *
 repair_date(const char *value, ib_message *msg)
 {
   char *v = g_strstrip(g_strdup(value));
+  /* only what starts like an ISO date: YYYY-MM-DD */
+  if (!(g_ascii_isdigit(v[0]) && g_ascii_isdigit(v[1]) && g_ascii_isdigit(v[2]) &&
+        g_ascii_isdigit(v[3]) && v[4] == '-' && g_ascii_isdigit(v[5]) &&
+        g_ascii_isdigit(v[6]) && v[7] == '-')) {
+    g_free(v);
+    return NULL;
+  }
   GTimeZone *utc = g_time_zone_new_utc();
   /* RFC 3339 allows a space instead of the T */
   if (strlen(v) > 10 && v[10] == ' ')

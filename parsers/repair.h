@@ -73,10 +73,11 @@ char *repair_header_to_utf8(const char *bytes, size_t len, const char *name, ib_
 char *repair_text_to_utf8(const char *bytes, size_t len, const char *charset, gboolean html,
                           const char *what, ib_message *msg);
 
-/* Fallback for a Date value GMime's RFC 5322 parser rejected: ISO 8601 / RFC 3339
- * ("2025-01-06T10:00:00Z", as some scripts write). Returns a new GDateTime (unref) and
- * warns date_iso8601, or NULL when VALUE is no such date either (no warning: the
- * caller reports bad_date). */
+/* A Date value in ISO 8601 / RFC 3339 ("2025-01-06T10:00:00Z", as some scripts write)
+ * instead of RFC 5322. Tried before GMime's date parser, which reads such values as
+ * midnight or not at all. Returns a new GDateTime (unref) and warns date_iso8601, or
+ * NULL when VALUE does not start like an ISO date or does not parse as one (no warning:
+ * the caller goes on with RFC 5322). */
 GDateTime *repair_date(const char *value, ib_message *msg);
 
 /* Some clients separate the msg-ids of References / In-Reply-To with commas, which

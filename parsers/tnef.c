@@ -1,7 +1,9 @@
-/* tnef.c: winmail.dat with libytnef. libytnef trusts lengths in places and reports
- * errors with printf on stdout (which would corrupt "inboxd parse" output), so
- * check_stream() walks the framing the way libytnef will and refuses anything that
- * would send it down one of those paths. */
+/* tnef.c: winmail.dat with libytnef. libytnef reports malformed input with printf on
+ * stdout (which would corrupt "inboxd parse" output and the JSON log lines), fails the
+ * whole stream on limits real Outlook mail exceeds (a subject over 100 bytes in the MAPI
+ * properties, an icon over 10000 bytes), and older versions read out of bounds. So
+ * sanitize() checks the framing first and hands libytnef a rebuilt stream holding only
+ * the attributes and MAPI properties we read, each within libytnef's limits. */
 #include "tnef.h"
 
 #include <stdio.h>
@@ -10,12 +12,15 @@
 /* libytnef's headers #define BYTE, WORD, DWORD...: keep them last and local. */
 #include <ytnef.h>
 
-/* TNEF attribute ids (level-independent, type in the high word) that we check. */
+/* TNEF attribute ids (the type in the high word, as libytnef matches them). */
+#define ATT_BODY 0x0002800Cu
+#define ATT_ATTACH_TITLE 0x00018010u
+#define ATT_ATTACH_DATA 0x0006800Fu
+#define ATT_ATTACH_RENDDATA 0x00069002u
 #define ATT_MAPI_PROPS 0x00069003u
 #define ATT_ATTACHMENT 0x00069005u
+#define ATT_OEM_CODEPAGE 0x00069007u
 #define ATT_TNEF_VERSION 0x00089006u
-#define ATT_RECIP_TABLE 0x00069004u
-#define ATT_SENT_FOR 0x00060001u
 
 /* MAPI property ids. */
 #define PID_BODY 0x1000u
@@ -25,6 +30,14 @@
 #define PID_ATTACH_MIME_TAG 0x370Eu
 
 #define TNEF_SIGNATURE 0x223E9F78u
+
+/* Limits libytnef 2.0 enforces by printing an error and failing the whole stream: an
+ * attachment title or a subject over 100 bytes, a body over 100000, a MAPI value over
+ * 512 KiB, a Unicode value over 100000 bytes. What exceeds them is left out instead. */
+#define YTNEF_MAX_TITLE 100u
+#define YTNEF_MAX_BODY 100000u
+#define YTNEF_MAX_MAPI_VALUE 0x7FFFFu
+#define YTNEF_MAX_UNICODE 100000u
 
 static guint32
 le32(const guint8 *p)
@@ -36,6 +49,13 @@ static guint16
 le16(const guint8 *p)
 {
   return (guint16)(p[0] | p[1] << 8);
+}
+
+static void
+put32(GByteArray *b, guint32 v)
+{
+  guint8 x[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24};
+  g_byte_array_append(b, x, 4);
 }
 
 /* A bounds-checked reader over one attribute's data. */
@@ -50,172 +70,245 @@ need(const reader *r, size_t n)
   return r->pos <= r->len && n <= r->len - r->pos;
 }
 
-/* Mirror libytnef's TNEFFillMapi: every read it makes must be in bounds, every count
- * within its sanity limits, every type one it knows, and the block consumed exactly. */
 static gboolean
-check_mapi(const guint8 *d, size_t len)
+skip_padded(reader *r, guint32 n)
+{
+  size_t padded = (size_t)n + ((n % 4) ? 4 - n % 4 : 0);
+  if (!need(r, n))
+    return FALSE;
+  r->pos = padded <= r->len - r->pos ? r->pos + padded : r->len;
+  return TRUE;
+}
+
+/* Is the property worth keeping: one of the few we read, single-valued, plain id, a
+ * value within libytnef's limits? */
+static gboolean
+wanted(guint32 id, guint32 type, guint32 vlen)
+{
+  guint32 pid = PROP_ID(id);
+  if (pid != PID_BODY && pid != PID_BODY_HTML && pid != PID_ATTACH_DATA &&
+      pid != PID_ATTACH_LONG_FILENAME && pid != PID_ATTACH_MIME_TAG)
+    return FALSE;
+  if (vlen == 0 || vlen > YTNEF_MAX_MAPI_VALUE)
+    return FALSE;
+  return type == PT_STRING8 || type == PT_BINARY || type == PT_OBJECT ||
+         (type == PT_UNICODE && vlen <= YTNEF_MAX_UNICODE);
+}
+
+/* Walk a MAPI property block (MS-OXTNEF 2.1.3.4) and copy the properties we want into a
+ * new block; NULL when the block is malformed or holds none of them. */
+static GByteArray *
+filter_mapi(const guint8 *d, size_t len)
 {
   reader r = {d, len, 0};
   if (!need(&r, 4))
-    return FALSE;
+    return NULL;
   guint32 count = le32(d);
   r.pos = 4;
-  if (count > 1000)
-    return FALSE;
+  if (count > len / 4)
+    return NULL;
+  GByteArray *keep = g_byte_array_new();
+  guint32 kept = 0;
   for (guint32 i = 0; i < count; i++) {
+    size_t start = r.pos;
     if (!need(&r, 4))
-      return FALSE;
+      goto bad;
     guint32 id = le32(d + r.pos);
     r.pos += 4;
-    if (PROP_ID(id) >= 0x8000) {
+    gboolean named = PROP_ID(id) >= 0x8000;
+    if (named) {
       if (!need(&r, 20))
-        return FALSE;
-      guint32 names = le32(d + r.pos + 16);
+        goto bad;
+      guint32 kind = le32(d + r.pos + 16);
       r.pos += 20;
-      if (names > 0) {
-        if (names > (len - r.pos) / 4)
-          return FALSE;
-        for (guint32 k = 0; k < names; k++) {
-          if (!need(&r, 4))
-            return FALSE;
-          guint32 nlen = le32(d + r.pos);
-          r.pos += 4;
-          if (nlen > 100 || !need(&r, nlen))
-            return FALSE;
-          r.pos += nlen + ((nlen % 4) ? 4 - nlen % 4 : 0);
-        }
-      } else {
+      if (kind == 0) { /* id by number */
         if (!need(&r, 4))
-          return FALSE;
+          goto bad;
         r.pos += 4;
+      } else { /* id by name: length and UTF-16 string */
+        if (!need(&r, 4))
+          goto bad;
+        guint32 nlen = le32(d + r.pos);
+        r.pos += 4;
+        if (!skip_padded(&r, nlen))
+          goto bad;
       }
     }
     guint32 type = PROP_TYPE(id), values = 1;
     gboolean multi = (type & MV_FLAG) != 0;
     if (multi) {
-      type -= MV_FLAG;
+      type &= ~(guint32)MV_FLAG;
       if (!need(&r, 4))
-        return FALSE;
+        goto bad;
       values = le32(d + r.pos);
       r.pos += 4;
+      if (values > len)
+        goto bad;
     }
-    if (values == 0 || values > 1000)
-      return FALSE;
+    guint32 vlen = 0;
     for (guint32 v = 0; v < values; v++) {
       switch (type) {
       case PT_BINARY:
       case PT_OBJECT:
       case PT_STRING8:
-      case PT_UNICODE: {
-        if (!multi) {
-          if (!need(&r, 4))
-            return FALSE;
+      case PT_UNICODE:
+        if (!multi) { /* a count of 1 before the single value */
+          if (!need(&r, 4) || le32(d + r.pos) != 1)
+            goto bad;
           r.pos += 4;
         }
         if (!need(&r, 4))
-          return FALSE;
-        guint32 vlen = le32(d + r.pos);
+          goto bad;
+        vlen = le32(d + r.pos);
         r.pos += 4;
-        if (!need(&r, vlen) || (type == PT_UNICODE && vlen > 100000))
-          return FALSE;
-        r.pos += vlen + ((vlen % 4) ? 4 - vlen % 4 : 0);
+        if (!skip_padded(&r, vlen))
+          goto bad;
         break;
-      }
       case PT_I2:
-        if (!need(&r, 2))
-          return FALSE;
-        r.pos += 4;
-        break;
       case PT_BOOLEAN:
       case PT_LONG:
       case PT_R4:
-      case PT_CURRENCY:
-      case PT_APPTIME:
       case PT_ERROR:
         if (!need(&r, 4))
-          return FALSE;
+          goto bad;
         r.pos += 4;
         break;
       case PT_DOUBLE:
+      case PT_CURRENCY:
+      case PT_APPTIME:
       case PT_I8:
       case PT_SYSTIME:
         if (!need(&r, 8))
-          return FALSE;
+          goto bad;
         r.pos += 8;
         break;
       case PT_CLSID:
         if (!need(&r, 16))
-          return FALSE;
+          goto bad;
         r.pos += 16;
         break;
       default:
-        return FALSE;
+        goto bad;
       }
     }
-  }
-  return r.pos == len;
-}
-
-static gboolean
-check_sent_for(const guint8 *d, size_t len)
-{
-  reader r = {d, len, 0};
-  while (r.pos < len) {
-    for (int field = 0; field < 2; field++) {
-      if (!need(&r, 2))
-        return FALSE;
-      guint16 n = le16(d + r.pos);
-      r.pos += 2;
-      if (!need(&r, n))
-        return FALSE;
-      r.pos += n;
+    if (!named && !multi && wanted(id, type, vlen)) {
+      g_byte_array_append(keep, d + start, (guint)(r.pos - start));
+      kept++;
     }
   }
-  return TRUE;
+  if (r.pos != len || kept == 0)
+    goto bad;
+  GByteArray *out = g_byte_array_sized_new(keep->len + 4);
+  put32(out, kept);
+  g_byte_array_append(out, keep->data, keep->len);
+  g_byte_array_unref(keep);
+  return out;
+
+bad:
+  g_byte_array_unref(keep);
+  return NULL;
 }
 
-/* The TNEF framing: signature, key, then attributes (level byte, id, length, data,
- * 16-bit sum of the data) up to the end. */
-static gboolean
-check_stream(const guint8 *d, size_t len)
+static void
+add_attribute(GByteArray *out, guint8 level, guint32 id, const guint8 *data, guint32 size)
+{
+  g_byte_array_append(out, &level, 1);
+  put32(out, id);
+  put32(out, size);
+  g_byte_array_append(out, data, size);
+  guint16 sum = 0;
+  for (guint32 i = 0; i < size; i++)
+    sum = (guint16)(sum + data[i]);
+  guint8 s[2] = {sum & 0xff, sum >> 8};
+  g_byte_array_append(out, s, 2);
+}
+
+/* Check the TNEF framing (signature, key, then attributes of level, id, length, data
+ * and a 16-bit sum of the data, up to the end) and build the stream libytnef gets: only
+ * the attributes we read, within libytnef's limits, MAPI blocks cut down to the
+ * properties we read. libytnef never sees anything else, so none of its print-and-fail
+ * paths (or its older out-of-bounds reads) can be reached. NULL when the framing is
+ * broken. */
+static GByteArray *
+sanitize(const guint8 *d, size_t len)
 {
   if (len < 6 || le32(d) != TNEF_SIGNATURE)
-    return FALSE;
+    return NULL;
+  GByteArray *out = g_byte_array_sized_new((guint)len);
+  g_byte_array_append(out, d, 6);
   size_t pos = 6;
-  unsigned attrs = 0;
-  while (len - pos >= 9) {
+  /* libytnef overwrites (and leaks) a second title, data or MAPI block of the same
+   * attachment, or a second body: keep the first of each. Attachment attributes before
+   * the first rendering record have no attachment to go to. */
+  enum { SEEN_TITLE = 1, SEEN_DATA = 2, SEEN_MAPI = 4 };
+  unsigned seen_att = 0, seen_msg = 0;
+  gboolean in_attachment = FALSE;
+  while (pos < len) {
+    if (len - pos < 9)
+      goto bad;
+    guint8 level = d[pos];
     guint32 id = le32(d + pos + 1), size = le32(d + pos + 5);
     pos += 9;
     if (size == 0 || size > len - pos || len - pos - size < 2)
-      return FALSE;
+      goto bad;
     const guint8 *data = d + pos;
     guint16 sum = 0;
     for (guint32 i = 0; i < size; i++)
       sum = (guint16)(sum + data[i]);
     if (sum != le16(data + size))
-      return FALSE;
+      goto bad;
+    pos += size + 2;
+    unsigned *seen = NULL, bit = 0;
+    gboolean keep = FALSE;
     switch (id) {
-    case ATT_MAPI_PROPS:
-    case ATT_ATTACHMENT:
-      if (!check_mapi(data, size))
-        return FALSE;
-      break;
     case ATT_TNEF_VERSION:
-    case ATT_RECIP_TABLE:
-      if (size < 4)
-        return FALSE;
+      seen = &seen_msg, bit = 1, keep = size == 4;
       break;
-    case ATT_SENT_FOR:
-      if (!check_sent_for(data, size))
-        return FALSE;
+    case ATT_OEM_CODEPAGE:
+      seen = &seen_msg, bit = 2, keep = size >= 4 && size <= 64;
+      break;
+    case ATT_BODY:
+      seen = &seen_msg, bit = 4, keep = size <= YTNEF_MAX_BODY;
+      break;
+    case ATT_MAPI_PROPS:
+      seen = &seen_msg, bit = 8, keep = TRUE;
+      break;
+    case ATT_ATTACH_RENDDATA:
+      in_attachment = TRUE;
+      seen_att = 0;
+      keep = TRUE;
+      break;
+    case ATT_ATTACH_TITLE:
+      seen = &seen_att, bit = SEEN_TITLE, keep = in_attachment && size <= YTNEF_MAX_TITLE;
+      break;
+    case ATT_ATTACH_DATA:
+      seen = &seen_att, bit = SEEN_DATA, keep = in_attachment;
+      break;
+    case ATT_ATTACHMENT:
+      seen = &seen_att, bit = SEEN_MAPI, keep = in_attachment;
       break;
     default:
-      break;
+      break; /* subject, dates, icons, recipients...: not needed */
     }
-    pos += size + 2;
-    attrs++;
+    if (!keep || (seen && (*seen & bit)))
+      continue;
+    if (id == ATT_MAPI_PROPS || id == ATT_ATTACHMENT) {
+      GByteArray *mapi = filter_mapi(data, size);
+      if (!mapi)
+        continue;
+      add_attribute(out, level, id, mapi->data, mapi->len);
+      g_byte_array_unref(mapi);
+    } else {
+      add_attribute(out, level, id, data, size);
+    }
+    if (seen)
+      *seen |= bit;
   }
-  return attrs > 0;
+  return out;
+
+bad:
+  g_byte_array_unref(out);
+  return NULL;
 }
 
 static const struct {
@@ -360,14 +453,14 @@ ib_status
 tnef_unpack(const guint8 *data, size_t len, tnef_result **out)
 {
   *out = NULL;
-  if (!data || len > G_MAXINT32 || !check_stream(data, len))
+  GByteArray *clean = data && len <= G_MAXINT32 ? sanitize(data, len) : NULL;
+  if (!clean)
     return IB_ERR_INVALID;
 
   TNEFStruct tnef;
   TNEFInitialize(&tnef);
   tnef.Debug = 0;
-  /* TNEFParseMemory only reads MEMORY; its prototype just lacks the const. */
-  int rc = TNEFParseMemory((BYTE *)data, (long)len, &tnef);
+  int rc = TNEFParseMemory(clean->data, (long)clean->len, &tnef);
   ib_status st = IB_ERR_INVALID;
   tnef_result *r = NULL;
   if (rc != 0)
@@ -430,5 +523,6 @@ done:
   /* TNEFFree skips the list head, which holds whatever came before the first
    * attachment record. */
   TNEFFreeAttachment(&tnef.starting_attach);
+  g_byte_array_unref(clean);
   return st;
 }

@@ -21,10 +21,11 @@ typedef struct tnef_result {
 } tnef_result;
 
 /* Unpack the TNEF stream DATA (LEN bytes) into *OUT. The framing (signature, attribute
- * lengths and checksums, MAPI property blocks) is checked before libytnef sees the
- * bytes, because libytnef prints to stdout and over-reads on some malformed input.
- * Returns IB_OK, or IB_ERR_INVALID when DATA is no well-formed TNEF stream (then *OUT
- * is NULL). *OUT is new: release it with tnef_result_free(). DATA is borrowed. */
+ * lengths and checksums) is checked first, and libytnef only gets the attributes and
+ * MAPI properties we read, within its limits, because it prints to stdout and fails the
+ * whole stream on anything else. Returns IB_OK, or IB_ERR_INVALID when DATA is no
+ * well-formed TNEF stream or libytnef refuses it (then *OUT is NULL). *OUT is new:
+ * release it with tnef_result_free(). DATA is borrowed. */
 ib_status tnef_unpack(const guint8 *data, size_t len, tnef_result **out);
 
 /* Release R and everything it owns. NULL is a no-op. */

@@ -95,6 +95,7 @@ def test_real_disk_full_on_a_small_filesystem():
                 if statuses[-1] == 503:
                     break
             check(503 in statuses, f"the filesystem never filled: {statuses}")
+            print(f"disk full after {statuses.count(200)} messages")
             check(all(s in (200, 503) for s in statuses), statuses)
             acked = statuses.count(200)
             check_eq(counts(srv.db)[1], acked, "exactly the acknowledged messages are stored")
