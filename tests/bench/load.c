@@ -11,6 +11,9 @@
  * wait; prints "held N MS" once all requests are sent, then for each line on stdin prints
  * how many are still waiting, were answered or were closed; "stop" (or EOF) ends it.
  *
+ * --sources N spreads the connections over the client addresses 127.0.0.1 .. 127.0.0.N
+ * (per-address connection limits are about real clients, not about this tool).
+ *
  * Output: one JSON object on stdout. Exit status 0 unless the arguments are wrong or the
  * server cannot be reached at all. */
 #include <arpa/inet.h>
@@ -100,6 +103,8 @@ static double opt_duration = 5, opt_warmup = 1;
 static uint64_t opt_requests; /* 0: run for duration */
 static uint64_t opt_id_start = 1;
 static int opt_hold;
+static int opt_sources = 1; /* client addresses 127.0.0.1 .. 127.0.0.N, round robin */
+static atomic_uint next_source;
 static tmpl *templates;
 static size_t ntemplates;
 
@@ -194,6 +199,16 @@ conn_open(worker *w, conn *c)
     return -1;
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (opt_sources > 1) {
+    /* Many clients from one address trip per-address limits: spread them over 127/8. */
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + atomic_fetch_add(&next_source, 1) % (unsigned)opt_sources);
+    if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0) {
+      close(c->fd);
+      c->fd = -1;
+      return -1;
+    }
+  }
   if (connect(c->fd, (struct sockaddr *)&server_addr, sizeof server_addr) != 0 &&
       errno != EINPROGRESS) {
     close(c->fd);
@@ -548,7 +563,7 @@ usage(void)
 {
   fputs("usage: bench_load --port P [--host H] [--path P] [--method M] [--content-type T]\n"
         "  [--conns N] [--threads N] [--duration S] [--warmup S] [--requests N]\n"
-        "  [--id-start N] [--hold] TEMPLATE...\n",
+        "  [--id-start N] [--sources N] [--hold] TEMPLATE...\n",
         stderr);
   exit(2);
 }
@@ -585,6 +600,8 @@ main(int argc, char **argv)
       opt_requests = strtoull(v, NULL, 10);
     else if (ARG("--id-start"))
       opt_id_start = strtoull(v, NULL, 10);
+    else if (ARG("--sources"))
+      opt_sources = (int)strtol(v, NULL, 10);
     else if (strcmp(a, "--hold") == 0)
       opt_hold = 1;
     else if (a[0] == '-' && a[1] == '-')
