@@ -331,6 +331,46 @@ class Bench:
         hold.stdin.flush()
         return json.loads(hold.stdout.readline().decode())
 
+    # ---- 10: forwarding ---------------------------------------------------------------------
+    def forward(self):
+        """inboxd with --forward-url at a receiver that answers 200 (bench_mhd_ref, which
+        counts POSTs), N messages ingested as fast as they go. While the forwarder keeps up,
+        its rate is the ingest's; the backlog left when the ingest ends drains at the
+        forwarder's own rate, which is the figure (events/s)."""
+        n = self.a.forward
+        recv = self.start("receiver", [str(self.bin / "bench_mhd_ref"), "2"])
+
+        def count():
+            c = http.client.HTTPConnection("127.0.0.1", recv.port, timeout=5)
+            try:
+                c.request("GET", "/count")
+                return int(c.getresponse().read())
+            finally:
+                c.close()
+
+        s = self.start_inboxd("forward", ["--forward-url",
+                                          f"http://127.0.0.1:{recv.port}/hook"])
+        t0 = time.monotonic()
+        fill = self.load(s.port, self.templates(5120), requests=n)
+        t1, c1 = time.monotonic(), count()
+        last, t_last = c1, t1
+        while time.monotonic() < t1 + 300:
+            time.sleep(0.05)
+            c, now = count(), time.monotonic()
+            if c > last:
+                last, t_last = c, now
+            elif now - t_last > 3:
+                break
+        res = {"messages": n, "stored": fill["ok"], "ingest_s": t1 - t0,
+               "at_ingest_end": c1, "delivered": last, "seconds": t_last - t0,
+               "exit": self.stop(s)}
+        self.stop(recv)
+        res["overall_rate"] = last / res["seconds"] if res["seconds"] > 0 else 0
+        backlog = last - c1
+        res["drain_rate"] = backlog / (t_last - t1) if backlog > 0 and t_last > t1 else None
+        res["rate"] = res["drain_rate"] if res["drain_rate"] else res["overall_rate"]
+        return res
+
     # ---- 9: scaling -----------------------------------------------------------------------
     def scaling(self):
         rows = []
@@ -389,8 +429,9 @@ def table(head, rows):
     return "\n".join(out)
 
 
-def report(b, rounds, parse, mem, idle, scale):
-    R = {"rounds": rounds, "parse": parse, "memory": mem, "idle": idle, "scaling": scale}
+def report(b, rounds, parse, mem, idle, scale, fwd):
+    R = {"rounds": rounds, "parse": parse, "memory": mem, "idle": idle, "scaling": scale,
+         "forward": fwd}
     lines = []
     verdicts = []
 
@@ -470,6 +511,15 @@ def report(b, rounds, parse, mem, idle, scale):
             ["7 peak growth / message size", fmt(mem["ratio"], "x"), "<= 2.5x",
              verdict("20 MB peak memory", mem["ratio"] <= 2.5 and mem["load"]["ok"] == 1)],
         ]
+    if fwd:
+        how = (f"draining a backlog of {fwd['delivered'] - fwd['at_ingest_end']:,}"
+               if fwd["drain_rate"] else "kept up with the ingest: a lower bound")
+        rows += [
+            [f"10 forwarding to a local 200 receiver: {fwd['delivered']:,} events of "
+             f"{fwd['stored']:,} messages", (fmt(fwd["rate"], "events/s") + f" ({how})")
+             if fwd["delivered"] else "n/a (nothing delivered: no forwarder?)", ">= 2,000/s",
+             verdict("forwarding rate", fwd["rate"] >= 2000 and fwd["delivered"] >= fwd["stored"])],
+        ]
     if idle:
         h, h2 = idle["hold"], idle["hold_after_event"]
         grow = idle["rss_after_kb"] - idle["rss_before_kb"]
@@ -532,7 +582,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--corpus", type=int, default=2000, help="files of the parse corpus")
     ap.add_argument("--idle", type=int, default=10000, help="idle long-poll clients")
-    ap.add_argument("--only", default="rounds,parse,memory,idle,scaling",
+    ap.add_argument("--forward", type=int, default=3000, help="messages queued for forwarding")
+    ap.add_argument("--only", default="rounds,parse,memory,idle,forward,scaling",
                     help="comma list of parts to run")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -546,7 +597,7 @@ def main():
                                                 else want, hard))
     only = set(a.only.split(","))
     b = Bench(a)
-    rounds, parse, mem, idle, scale = [], None, None, None, None
+    rounds, parse, mem, idle, scale, fwd = [], None, None, None, None, None
     try:
         if "rounds" in only:
             for k in range(a.runs):
@@ -559,11 +610,14 @@ def main():
         if "idle" in only:
             b.say(f"idle: {a.idle} long polls")
             idle = b.idle()
+        if "forward" in only:
+            b.say(f"forward: {a.forward} messages ingested and forwarded")
+            fwd = b.forward()
         if "scaling" in only:
             scale = b.scaling()
     finally:
         b.close()
-    R = report(b, rounds, parse, mem, idle, scale)
+    R = report(b, rounds, parse, mem, idle, scale, fwd)
     if a.json:
         Path(a.json).write_text(json.dumps(R, indent=1))
 

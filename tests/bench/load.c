@@ -685,7 +685,7 @@ main(int argc, char **argv)
     }
     atomic_store(&stopping, 1);
     pthread_join(ws[0].thread, NULL);
-    return 0;
+    goto done;
   }
 
   if (!opt_requests) {
@@ -735,14 +735,18 @@ main(int argc, char **argv)
          pct(tot.lat, tot.nlat, 0.90), pct(tot.lat, tot.nlat, 0.99),
          tot.nlat ? tot.lat[tot.nlat - 1] / 1000.0 : 0, cpu, wall,
          (unsigned long long)atomic_load(&next_id));
+  free(tot.lat);
+done:
   for (int i = 0; i < opt_conns; i++) {
     if (all[i].fd >= 0)
       close(all[i].fd);
     free(all[i].rbuf);
   }
-  for (int i = 0; i < opt_threads; i++)
+  for (int i = 0; i < opt_threads; i++) {
     free(ws[i].st.lat);
-  free(tot.lat);
+    if (ws[i].ep >= 0)
+      close(ws[i].ep);
+  }
   free(all);
   free(ws);
   for (size_t i = 0; i < ntemplates; i++)

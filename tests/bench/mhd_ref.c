@@ -2,12 +2,15 @@
  * (internal polling thread, epoll, a pool of THREADS workers, suspend/resume allowed),
  * consuming each POST body and answering 200 with a small JSON document, and nothing
  * else: no parse, no store. Prints "listening PORT" and runs until SIGTERM/SIGINT.
+ * It is also the receiver of the forwarding benchmark: GET /count answers the number of
+ * POSTs answered so far.
  *
  * usage: bench_mhd_ref [THREADS] */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +18,28 @@
 static const char reply[] =
     "{\"ticket_id\":1,\"message_id\":1,\"duplicate\":false,\"classification\":\"new\"}";
 
+static atomic_ulong posts;
+
+static enum MHD_Result
+reply_count(struct MHD_Connection *conn)
+{
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%lu", (unsigned long)atomic_load(&posts));
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_COPY);
+  enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
           const char *version, const char *upload_data, size_t *upload_data_size,
           void **con_cls)
 {
-  (void)cls, (void)url, (void)method, (void)version, (void)upload_data;
+  (void)cls, (void)version, (void)upload_data;
+  if (strcmp(method, "GET") == 0 && strcmp(url, "/count") == 0)
+    return reply_count(conn);
   if (!*con_cls) {
     *con_cls = conn; /* first call: headers only */
     return MHD_YES;
@@ -32,6 +51,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
   struct MHD_Response *resp =
       MHD_create_response_from_buffer(sizeof reply - 1, (void *)reply, MHD_RESPMEM_PERSISTENT);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  atomic_fetch_add(&posts, 1);
   enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
   MHD_destroy_response(resp);
   return ret;
