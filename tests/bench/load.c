@@ -17,6 +17,7 @@
  * Output: one JSON object on stdout. Exit status 0 unless the arguments are wrong or the
  * server cannot be reached at all. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -394,9 +395,11 @@ conn_recv(worker *w, conn *c)
       if (!e)
         continue;
       c->head_end = (size_t)(e - c->rbuf) + 4;
-      if (c->rlen < 12 || memcmp(c->rbuf, "HTTP/1.", 7) != 0)
+      const char *code = c->rbuf + 9; /* "HTTP/1.1 200": the buffer is not a C string */
+      if (c->rlen < 12 || memcmp(c->rbuf, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)code[0]) ||
+          !isdigit((unsigned char)code[1]) || !isdigit((unsigned char)code[2]))
         return -1;
-      c->status = (int)strtol(c->rbuf + 9, NULL, 10);
+      c->status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
       char v[64];
       if (header_value(c->rbuf, c->head_end, "Content-Length", v, sizeof v))
         c->content_length = strtol(v, NULL, 10);
