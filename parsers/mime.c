@@ -101,6 +101,7 @@ typedef struct ctx {
   gboolean report_seen, truncated, has_multipart;
   gboolean warned_depth, warned_parts, warned_attachments, warned_decoded;
   tnef_result *tnef_body;      /* body carried by the first winmail.dat, if any */
+  unsigned warnings_dropped;   /* warnings not kept past WARN_MAX */
 } ctx;
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -124,6 +125,10 @@ quote(const char *s)
 static void G_GNUC_PRINTF(3, 4)
 warn(ctx *c, const char *code, const char *fmt, ...)
 {
+  if (c->msg->warnings->len >= WARN_MAX) {
+    c->warnings_dropped++;
+    return;
+  }
   va_list ap;
   va_start(ap, fmt);
   char *detail = g_strdup_vprintf(fmt, ap);
@@ -734,16 +739,18 @@ append_all(GArray *to, const GArray *from)
     g_array_append_vals(to, from->data, from->len);
 }
 
-/* A text/plain or text/html leaf that is no attachment can be a body. */
+/* A text/plain or text/html leaf that is no attachment can be a body. A file name
+ * makes an inline part an attachment, except on the message itself: a single-part mail
+ * with "name=" on its Content-Type is still its own text. */
 static leaf_kind
-body_kind(GMimeObject *o)
+body_kind(GMimeObject *o, gboolean root)
 {
   if (!GMIME_IS_TEXT_PART(o))
     return LEAF_OTHER;
   const char *disp = g_mime_object_get_disposition(o);
   if (disp && g_ascii_strcasecmp(disp, "attachment") == 0)
     return LEAF_OTHER;
-  if (g_mime_part_get_filename(GMIME_PART(o)))
+  if (!root && g_mime_part_get_filename(GMIME_PART(o)))
     return LEAF_OTHER;
   if (is_type(o, "text", "plain"))
     return LEAF_PLAIN;
@@ -947,7 +954,7 @@ walk(ctx *c, GMimeObject *obj, unsigned depth, const src *s, bodies *out)
     guint i = add_leaf(c, obj, LEAF_MESSAGE);
     message_range(c, obj, s, g_ptr_array_index(c->leaves, i));
   } else if (GMIME_IS_PART(obj)) {
-    leaf_kind kind = out ? body_kind(obj) : LEAF_OTHER;
+    leaf_kind kind = out ? body_kind(obj, depth == 0) : LEAF_OTHER;
     guint i = add_leaf(c, obj, kind);
     if (kind == LEAF_PLAIN)
       g_array_append_val(out->plain, i);
@@ -1318,70 +1325,52 @@ fill_body(ctx *c, GMimeMessage *gm, const src *s)
 
 /* ---- entry point ------------------------------------------------------------------- */
 
-ib_status
-mime_parse(const char *raw, size_t len, const mime_limits *limits, ib_message **msg_out)
+static void
+ctx_init(ctx *c, ib_message *m, const mime_limits *limits)
 {
-  *msg_out = NULL;
-  if (!raw || len == 0)
-    return IB_ERR_NOT_MAIL;
-
-  ib_message *m = ib_message_new();
-  char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)raw, len);
-  g_strlcpy(m->raw_sha256, sum, sizeof m->raw_sha256);
-  g_free(sum);
-
-  repair_buf rb;
-  ib_status st = repair_input(raw, len, m, &rb);
-  if (st != IB_OK) {
-    ib_message_free(m);
-    return st;
-  }
-  if (rb.len > G_MAXUINT) {
-    ib_message_warn(m, "limit_input", "input longer than %u bytes was cut", G_MAXUINT);
-    rb.len = G_MAXUINT;
-  }
-
-  ctx c = {0};
-  c.msg = m;
+  c->msg = m;
   if (limits)
-    c.lim = *limits;
+    c->lim = *limits;
   else
-    mime_limits_default(&c.lim);
-  c.leaves = g_ptr_array_new_with_free_func(g_free);
-  c.keep = g_ptr_array_new_with_free_func(g_object_unref);
-  c.bounds = g_ptr_array_new();
-  c.cids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    mime_limits_default(&c->lim);
+  c->leaves = g_ptr_array_new_with_free_func(g_free);
+  c->keep = g_ptr_array_new_with_free_func(g_object_unref);
+  c->bounds = g_ptr_array_new();
+  c->cids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  c->opts = g_mime_parser_options_new();
+  g_mime_parser_options_set_address_compliance_mode(c->opts, GMIME_RFC_COMPLIANCE_LOOSE);
+  g_mime_parser_options_set_parameter_compliance_mode(c->opts, GMIME_RFC_COMPLIANCE_LOOSE);
+  g_mime_parser_options_set_rfc2047_compliance_mode(c->opts, GMIME_RFC_COMPLIANCE_LOOSE);
+  static const char *fallback[] = {"utf-8", "windows-1252", NULL};
+  g_mime_parser_options_set_fallback_charsets(c->opts, fallback);
+  g_mime_parser_options_set_warning_callback(c->opts, on_gmime_warning, c);
+}
 
-  size_t body_at = scan_headers(&c, rb.data, rb.len);
-  c.top_header_end = (gint64)body_at;
+/* NULL-safe on a zeroed ctx. The options go last: GMime objects keep a pointer. */
+static void
+ctx_clear(ctx *c)
+{
+  if (c->keep)
+    g_ptr_array_unref(c->keep);
+  if (c->leaves)
+    g_ptr_array_unref(c->leaves);
+  if (c->bounds)
+    g_ptr_array_unref(c->bounds);
+  if (c->cids)
+    g_hash_table_unref(c->cids);
+  tnef_result_free(c->tnef_body);
+  g_free(c->address_issue);
+  if (c->opts)
+    g_mime_parser_options_free(c->opts);
+  memset(c, 0, sizeof *c);
+}
 
-  c.opts = g_mime_parser_options_new();
-  g_mime_parser_options_set_address_compliance_mode(c.opts, GMIME_RFC_COMPLIANCE_LOOSE);
-  g_mime_parser_options_set_parameter_compliance_mode(c.opts, GMIME_RFC_COMPLIANCE_LOOSE);
-  g_mime_parser_options_set_rfc2047_compliance_mode(c.opts, GMIME_RFC_COMPLIANCE_LOOSE);
-  const char *fallback[] = {"utf-8", "windows-1252", NULL};
-  g_mime_parser_options_set_fallback_charsets(c.opts, fallback);
-  g_mime_parser_options_set_warning_callback(c.opts, on_gmime_warning, &c);
-
-  /* The stream reads the caller's bytes in place: the array only borrows them and is
-   * emptied again before it is freed. */
-  GByteArray *arr = g_byte_array_new_take((guint8 *)rb.data, rb.len);
-  GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(arr);
-  g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
-  GMimeParser *parser = g_mime_parser_new_with_stream(stream);
-  c.constructing = TRUE;
-  GMimeMessage *gm = g_mime_parser_construct_message(parser, c.opts);
-  c.constructing = FALSE;
-
-  fill_envelope(&c);
-  src s = {rb.data, rb.len};
-  if (gm) {
-    fill_body(&c, gm, &s);
-  } else if (body_at < rb.len) {
-    m->text = repair_text_to_utf8(rb.data + body_at, rb.len - body_at, NULL, FALSE,
-                                  "body", m);
-    warn(&c, "malformed_message", "GMime could not parse the message; body kept as text");
-  }
+/* After the body is known: text from the HTML when there is no plain text, the
+ * synthetic Message-ID, the warning cap. */
+static void
+finish(ctx *c)
+{
+  ib_message *m = c->msg;
   if ((!m->text || is_blank_text(m->text)) && m->html) {
     g_free(m->text);
     m->text = html2text(m->html, strlen(m->html));
@@ -1390,25 +1379,83 @@ mime_parse(const char *raw, size_t len, const mime_limits *limits, ib_message **
     m->message_id = g_strdup_printf("%s@inboxd.invalid", m->raw_sha256);
     m->message_id_synthetic = 1;
   }
-  if (m->warnings->len > WARN_MAX) {
-    guint dropped = m->warnings->len - WARN_MAX;
-    g_ptr_array_set_size(m->warnings, WARN_MAX);
+  if (m->warnings->len > WARN_MAX || c->warnings_dropped) {
+    guint dropped = c->warnings_dropped;
+    if (m->warnings->len > WARN_MAX) {
+      dropped += m->warnings->len - WARN_MAX;
+      g_ptr_array_set_size(m->warnings, WARN_MAX);
+    }
     ib_message_warn(m, "limit_warnings", "%u more warnings were dropped", dropped);
   }
+}
 
+ib_status
+mime_parse(const char *raw, size_t len, const mime_limits *limits, ib_message **msg_out)
+{
+  ib_status st = IB_ERR_NOT_MAIL;
+  ib_message *m = NULL;
+  repair_buf rb = {0};
+  ctx c = {0};
+  GByteArray *arr = NULL;
+  GMimeStream *stream = NULL;
+  GMimeParser *parser = NULL;
+  GMimeMessage *gm = NULL;
+
+  *msg_out = NULL;
+  if (!raw || len == 0)
+    goto done;
+  m = ib_message_new();
+  char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)raw, len);
+  g_strlcpy(m->raw_sha256, sum, sizeof m->raw_sha256);
+  g_free(sum);
+
+  st = repair_input(raw, len, m, &rb);
+  if (st != IB_OK)
+    goto done;
+  if (rb.len > G_MAXUINT) {
+    ib_message_warn(m, "limit_input", "input longer than %u bytes was cut", G_MAXUINT);
+    rb.len = G_MAXUINT;
+  }
+  ctx_init(&c, m, limits);
+  size_t body_at = scan_headers(&c, rb.data, rb.len);
+  c.top_header_end = (gint64)body_at;
+
+  /* GMime reads the caller's bytes in place: the array only borrows them and is
+   * emptied again before it is freed (see done:). */
+  arr = g_byte_array_new_take((guint8 *)rb.data, rb.len);
+  stream = g_mime_stream_mem_new_with_byte_array(arr);
+  g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
+  parser = g_mime_parser_new_with_stream(stream);
+  c.constructing = TRUE;
+  gm = g_mime_parser_construct_message(parser, c.opts);
+  c.constructing = FALSE;
+
+  fill_envelope(&c);
+  src s = {rb.data, rb.len};
+  if (gm) {
+    fill_body(&c, gm, &s);
+  } else if (body_at < rb.len) {
+    m->text = repair_text_to_utf8(rb.data + body_at, rb.len - body_at, NULL, FALSE, "body", m);
+    warn(&c, "malformed_message", "GMime could not parse the message; body kept as text");
+  }
+  finish(&c);
+  *msg_out = m;
+  m = NULL;
+  st = IB_OK;
+
+done:
   if (gm)
     g_object_unref(gm);
-  g_object_unref(parser);
-  g_object_unref(stream);
-  g_ptr_array_unref(c.keep);
-  (void)g_byte_array_steal(arr, NULL);
-  g_byte_array_unref(arr);
-  g_ptr_array_unref(c.leaves);
-  g_ptr_array_unref(c.bounds);
-  g_hash_table_unref(c.cids);
-  tnef_result_free(c.tnef_body);
-  g_mime_parser_options_free(c.opts);
+  if (parser)
+    g_object_unref(parser);
+  if (stream)
+    g_object_unref(stream);
+  if (arr) {
+    (void)g_byte_array_steal(arr, NULL);
+    g_byte_array_unref(arr);
+  }
+  ctx_clear(&c);
   repair_buf_clear(&rb);
-  *msg_out = m;
-  return IB_OK;
+  ib_message_free(m);
+  return st;
 }

@@ -98,8 +98,7 @@ repair_buf_clear(repair_buf *buf)
   buf->len = 0;
 }
 
-/* Replace the bytes of *BUF by INSERT + data[0..at) ... : a new owned copy of DATA with
- * INS (INS_LEN bytes) inserted at AT. */
+/* Make BUF a new owned copy of its bytes with INS (INS_LEN bytes) inserted at AT. */
 static void
 buf_insert(repair_buf *buf, size_t at, const char *ins, size_t ins_len)
 {
@@ -152,6 +151,11 @@ repair_input(const char *raw, size_t len, ib_message *msg, repair_buf *out)
     g_free(q);
     out->data += first.next;
     out->len -= first.next;
+  }
+
+  if (is_blank_input(out->data, out->len)) { /* nothing after the mbox line */
+    repair_buf_clear(out);
+    return IB_ERR_NOT_MAIL;
   }
 
   size_t skip = 0;
@@ -636,17 +640,26 @@ repair_msgid_list(const char *value, const char *header, ib_message *msg)
   return copy;
 }
 
+/* 1 for the bytes a base64 body may hold: the alphabet, padding and line breaks. */
+static const unsigned char base64_ok[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,
+    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['+'] = 1, ['/'] = 1,
+    ['='] = 1, ['\r'] = 1, ['\n'] = 1, [' '] = 1, ['\t'] = 1,
+};
+
 size_t
 repair_check_base64(const char *enc, size_t len, const char *what, ib_message *msg)
 {
+  const unsigned char *p = (const unsigned char *)enc;
   size_t bad = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)enc[i];
-    if (g_ascii_isalnum(c) || c == '+' || c == '/' || c == '=' || c == '\r' || c == '\n' ||
-        c == ' ' || c == '\t')
-      continue;
-    bad++;
-  }
+  for (size_t i = 0; i < len; i++)
+    bad += !base64_ok[p[i]];
   if (bad)
     ib_message_warn(msg, "bad_base64", "%s has %zu byte(s) outside the base64 alphabet, skipped",
                     what, bad);

@@ -53,6 +53,10 @@ test_input(void)
   CHECK_INT(st, IB_ERR_NOT_MAIL);
   out = input("\x01\x02\x03\x04\x05garbage\x06\x07\x08", m, &st);
   CHECK_INT(st, IB_ERR_NOT_MAIL);
+  ib_message *scratch = ib_message_new();
+  out = input("From root@example.org Mon Jan  6 10:00:00 2025\n\n", scratch, &st);
+  CHECK_INT(st, IB_ERR_NOT_MAIL);
+  ib_message_free(scratch);
 
   out = input("Subject: a\rFrom: b@example.org\r\rbody\r", m, NULL);
   CHECK_STR(out, "Subject: a\nFrom: b@example.org\n\nbody\n");
