@@ -700,13 +700,14 @@ def test_mandrill_batch_is_one_commit():
 class SubscribeCatcher:
     """A local http.server that records the GETs inboxd makes for SubscribeURLs."""
 
-    def __init__(self):
+    def __init__(self, delay=0.0):
         self.paths = []
         catcher = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 catcher.paths.append(self.path)
+                time.sleep(delay)
                 body = b"<ConfirmSubscriptionResponse/>"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
@@ -865,6 +866,27 @@ def test_large_bodies_through_the_spool():
             att = doc["attachments"][0]
             check_eq((att["filename"], att["size"], att["sha256"]), (f"{name}.bin", len(blob), sha256(blob)))
             check_eq(sha256(srv.get(att["url"]).body), sha256(blob), f"{name}: attachment bytes")
+
+
+def test_shutdown_while_a_subscription_visit_hangs():
+    """SIGTERM while inboxd is still visiting a SubscribeURL that does not answer: it
+    stops in time, exits 0, and (sanitizer build) the visit does not outlive its state."""
+    catcher = SubscribeCatcher(delay=4)
+    try:
+        srv = Server("--ses-topic-arn", TOPIC, "--sns-cert-file", str(keys().sns_pinned),
+                     env={"INBOXD_TEST_SNS_BASE": catcher.base}).start()
+        try:
+            check_eq(send(srv, sns_req(subscribe_doc())).status, 200)
+            check_eq(len(catcher.wait(1)), 1, "the visit started")
+            t0 = time.time()
+            check_eq(srv.stop(), 0, "exit status with a visit in progress")
+            check(time.time() - t0 < 8, f"stopped in {time.time() - t0:.1f}s")
+        finally:
+            if srv.proc:
+                srv.kill()
+            shutil.rmtree(srv.workdir, ignore_errors=True)
+    finally:
+        catcher.close()
 
 
 # ---- basic auth and status codes ---------------------------------------------------------
