@@ -129,6 +129,42 @@ has_header_exact(json_t *headers, const char *name)
   return 0;
 }
 
+/* Mailgun's own field NAME ("sender", "recipient"), new string or NULL. A mail header
+ * of exactly that name is posted as a field too, before or after Mailgun's (spec section
+ * 0.3): the occurrences that message-headers accounts for are the header's, and the
+ * first one left is Mailgun's. Without message-headers, the first occurrence. */
+static char *
+own_field(const form *f, json_t *headers, const char *name)
+{
+  GPtrArray *all = form_all(f, name);
+  gboolean *taken = g_new0(gboolean, all->len + 1);
+  size_t i;
+  json_t *pair;
+  json_array_foreach(headers, i, pair)
+  {
+    json_t *n = json_array_get(pair, 0), *v = json_array_get(pair, 1);
+    if (!json_is_string(n) || !json_is_string(v) || strcmp(json_string_value(n), name) != 0)
+      continue;
+    size_t vlen = json_string_length(v);
+    for (guint k = 0; k < all->len; k++) {
+      const form_field *ff = g_ptr_array_index(all, k);
+      if (!taken[k] && ff->len == vlen && memcmp(ff->value, json_string_value(v), vlen) == 0) {
+        taken[k] = TRUE;
+        break;
+      }
+    }
+  }
+  char *out = NULL;
+  for (guint k = 0; k < all->len && !out; k++) {
+    const form_field *ff = g_ptr_array_index(all, k);
+    if (!taken[k])
+      out = g_strndup(ff->value, ff->len);
+  }
+  g_free(taken);
+  g_ptr_array_unref(all);
+  return out;
+}
+
 /* Mailgun's spam and authentication headers (domain setting "deliver but add
  * headers"), from message-headers (parsed) or the message itself (MIME). */
 static void
@@ -298,10 +334,10 @@ mailgun_adapt(const adapter_request *req, const adapter_config *cfg, adapter_res
                              "the body-mime field is empty");
     goto done;
   }
-  char *sender = form_dup_value(f, "sender");
+  char *sender = own_field(f, headers, "sender");
   in->envelope_from = adapter_addr_spec(sender);
   g_free(sender);
-  char *rcpt = form_dup_value(f, "recipient");
+  char *rcpt = own_field(f, headers, "recipient");
   adapter_add_recipients(in, rcpt);
   g_free(rcpt);
   if (mime) {

@@ -566,7 +566,11 @@ static int
 check_ingress_auth(ib_request *r)
 {
   const ib_config *cfg = r->srv->cfg;
-  if (!cfg->ingress_user || !*cfg->ingress_user)
+  const char *user = cfg->ingress_user ? cfg->ingress_user : "";
+  const char *password = cfg->ingress_password ? cfg->ingress_password : "";
+  /* Either flag alone turns auth on: a password set without a user must not leave the
+   * routes open. The missing one is then the empty string. */
+  if (!*user && !*password)
     return 1;
   const char *auth = request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
   int ok = 0;
@@ -576,9 +580,8 @@ check_ingress_auth(ib_request *r)
     const char *colon = dec ? memchr(dec, ':', len) : NULL;
     if (colon) {
       size_t ulen = (size_t)(colon - (const char *)dec);
-      int user_ok = secret_equal((const char *)dec, ulen, cfg->ingress_user);
-      int pass_ok = secret_equal(colon + 1, len - ulen - 1,
-                                 cfg->ingress_password ? cfg->ingress_password : "");
+      int user_ok = secret_equal((const char *)dec, ulen, user);
+      int pass_ok = secret_equal(colon + 1, len - ulen - 1, password);
       ok = user_ok & pass_ok;
     }
     if (dec)

@@ -60,6 +60,12 @@ start_forwarding(ib_server *srv, unsigned skip)
   return 0;
 }
 
+/* How old a SendGrid signature may be. SendGrid retries for 3 days and nothing says it
+ * signs a retry afresh, so a shorter window could refuse the retries of a message it
+ * holds; the extra hour covers clock skew. A replay inside the window can only repeat
+ * the signed body, which is stored once (a duplicate). */
+#define SENDGRID_MAX_AGE_S (3 * 24 * 3600 + 3600)
+
 static log_level
 parse_level(const char *name)
 {
@@ -160,6 +166,7 @@ cmd_serve(int argc, char **argv)
     srv.ses_topics[i] = g_ptr_array_index(cfg.ses_topic_arns, i);
   srv.adapters = (adapter_config){.mailgun_signing_key = cfg.mailgun_signing_key,
                                   .sendgrid_verification_key = cfg.sendgrid_verification_key,
+                                  .sendgrid_max_age = SENDGRID_MAX_AGE_S,
                                   .mandrill_key = cfg.mandrill_key,
                                   .mandrill_url = cfg.mandrill_url,
                                   .ses_topic_arns = (const char *const *)srv.ses_topics,

@@ -14,7 +14,8 @@ struct ib_sns {
   GMutex lock;
   GHashTable *cache; /* url -> PEM */
   GCond idle;
-  int visits; /* subscription visits in progress */
+  int visits;  /* subscription visits in progress */
+  int closing; /* sns_free() ran while visits were left: the last one frees */
 };
 
 ib_status
@@ -38,16 +39,27 @@ sns_new(const char *pinned_file, ib_sns **sns_out, char **error_out)
   return IB_OK;
 }
 
-void
-sns_free(ib_sns *s)
+static void
+sns_destroy(ib_sns *s)
 {
-  if (!s)
-    return;
   g_hash_table_destroy(s->cache);
   g_free(s->pinned);
   g_mutex_clear(&s->lock);
   g_cond_clear(&s->idle);
   g_free(s);
+}
+
+void
+sns_free(ib_sns *s)
+{
+  if (!s)
+    return;
+  g_mutex_lock(&s->lock);
+  int busy = s->visits > 0;
+  s->closing = busy;
+  g_mutex_unlock(&s->lock);
+  if (!busy)
+    sns_destroy(s);
 }
 
 static size_t
@@ -140,10 +152,14 @@ visit_main(gpointer p)
     log_error("cannot confirm the sns subscription: %s",
               err ? err : code ? "the SubscribeURL did not answer 2xx" : "?");
   g_free(err);
-  g_mutex_lock(&v->sns->lock);
-  v->sns->visits--;
-  g_cond_broadcast(&v->sns->idle);
-  g_mutex_unlock(&v->sns->lock);
+  ib_sns *s = v->sns;
+  g_mutex_lock(&s->lock);
+  s->visits--;
+  int last = s->closing && s->visits == 0;
+  g_cond_broadcast(&s->idle);
+  g_mutex_unlock(&s->lock);
+  if (last)
+    sns_destroy(s);
   g_free(v->url);
   g_free(v);
   return NULL;

@@ -9,7 +9,8 @@
 typedef struct ib_sns ib_sns;
 
 /* A certificate source. With PINNED_FILE every URL yields that file's PEM (read now).
- * Returns IB_OK or IB_ERR_IO with *ERROR_OUT (new). Release with sns_free(). */
+ * Returns IB_OK or IB_ERR_IO with *ERROR_OUT (new). Release with sns_free(); visits
+ * still in progress then (sns_drain timed out) keep it alive until the last one ends. */
 ib_status sns_new(const char *pinned_file, ib_sns **sns_out, char **error_out);
 void sns_free(ib_sns *sns);
 

@@ -922,6 +922,45 @@ test_mailgun_variants(void)
     digest_free(d);
   }
   adapter_result_clear(&res);
+  /* Mail headers named exactly "recipient" and "sender" are posted as fields too, on
+   * either side of Mailgun's own: message-headers tells them apart, so they cannot
+   * change the envelope. */
+  const char *posing[] = {"recipient",
+                          "evil@example.net",
+                          "sender",
+                          "evil@example.net",
+                          "message-headers",
+                          "[[\"From\",\"Bob <bob@example.org>\"],"
+                          "[\"recipient\",\"evil@example.net\"],"
+                          "[\"sender\",\"evil@example.net\"]]",
+                          "body-plain",
+                          "real text",
+                          "recipient",
+                          "help@mg.example.com",
+                          "sender",
+                          "bounce@example.org",
+                          "sender",
+                          "evil@example.net",
+                          NULL};
+  CHECK_INT(run_mailgun(posing, &open, 0, &res), IB_OK);
+  if (res.inbound->len) {
+    ib_inbound *in = g_ptr_array_index(res.inbound, 0);
+    CHECK_STR(in->envelope_from, "bounce@example.org");
+    CHECK_INT(in->envelope_to->len, 1);
+    if (in->envelope_to->len)
+      CHECK_STR(g_ptr_array_index(in->envelope_to, 0), "help@mg.example.com");
+  }
+  adapter_result_clear(&res);
+  /* A header with the same value as Mailgun's field changes nothing either. */
+  const char *same[] = {"recipient", "help@mg.example.com", "message-headers",
+                        "[[\"recipient\",\"help@mg.example.com\"]]", "body-plain", "t",
+                        "recipient", "help@mg.example.com", NULL};
+  CHECK_INT(run_mailgun(same, &open, 0, &res), IB_OK);
+  if (res.inbound->len) {
+    ib_inbound *in = g_ptr_array_index(res.inbound, 0);
+    CHECK_INT(in->envelope_to->len, 1);
+  }
+  adapter_result_clear(&res);
   /* Not mail at all. */
   const char *nothing[] = {"recipient", "help@mg.example.com", NULL};
   CHECK_INT(run_mailgun(nothing, &open, 0, &res), IB_ERR_NOT_MAIL);
