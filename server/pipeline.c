@@ -9,6 +9,7 @@
 typedef struct item {
   ib_inbound *in;
   ib_message *msg;
+  store_prepared *prep; /* serialized on the worker, written by the writer */
   pipeline_result result;
 } item;
 
@@ -25,6 +26,7 @@ item_free(gpointer p)
   item *it = p;
   ib_inbound_free(it->in);
   ib_message_free(it->msg);
+  store_prepared_free(it->prep);
   g_free(it);
 }
 
@@ -51,6 +53,7 @@ pipeline_prepare(GPtrArray *inbounds, const mime_limits *limits, pipeline_batch 
     item *it = g_new0(item, 1);
     it->in = in;
     it->msg = msg;
+    it->prep = store_prepare(msg);
     g_ptr_array_add(b->items, it);
   }
   /* The elements now belong to the items (or were freed). */
@@ -69,7 +72,7 @@ static ib_status
 store_item(ib_tx *tx, const thread_options *opt, item *it)
 {
   store_msg_ref ref;
-  ib_status st = store_find_duplicate(tx, it->msg, it->in->event_id, &ref);
+  ib_status st = store_find_duplicate(tx, it->msg, it->prep, it->in->event_id, &ref);
   if (st == IB_OK) {
     it->result.ticket_id = ref.ticket_id;
     it->result.message_id = ref.message_id;
@@ -84,7 +87,7 @@ store_item(ib_tx *tx, const thread_options *opt, item *it)
   int created = 0, changed = 0, loop = 0;
   if ((st = thread_assign(tx, opt, it->msg, &ticket, &created)) != IB_OK)
     return st;
-  if ((st = store_insert_message(tx, ticket, it->msg, it->in->raw, it->in->rebuilt,
+  if ((st = store_insert_message(tx, ticket, it->msg, it->prep, it->in->raw, it->in->rebuilt,
                                  it->in->event_id, &message)) != IB_OK)
     return st;
   if ((st = thread_record(tx, opt, it->msg, ticket, created, message, &changed, &loop)) != IB_OK)

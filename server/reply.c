@@ -72,6 +72,7 @@ reply_job(ib_tx *tx, void *arg)
   rebuild *rb = NULL;
   GBytes *raw = NULL;
   ib_message *msg = NULL;
+  store_prepared *prep = NULL;
   ib_status st = store_ticket_brief_get(tx, a->ticket, &brief);
   if (st != IB_OK)
     goto done;
@@ -131,7 +132,8 @@ reply_job(ib_tx *tx, void *arg)
   msg->classification = IB_CLASS_REPLY;
 
   int changed = 0, loop = 0;
-  if ((st = store_insert_message(tx, a->ticket, msg, raw, 1, NULL, &a->message_id)) != IB_OK ||
+  prep = store_prepare(msg);
+  if ((st = store_insert_message(tx, a->ticket, msg, prep, raw, 1, NULL, &a->message_id)) != IB_OK ||
       (st = thread_record(tx, opt, msg, a->ticket, 0, a->message_id, &changed, &loop)) != IB_OK)
     goto done;
   const char *status = a->status ? a->status : strcmp(brief.status, "open") == 0 ? "pending" : NULL;
@@ -157,6 +159,7 @@ reply_job(ib_tx *tx, void *arg)
   if (reply_to)
     json_object_set_new(a->send_headers, "Reply-To", json_string(reply_to));
 done:
+  store_prepared_free(prep);
   ib_message_free(msg);
   if (raw)
     g_bytes_unref(raw);

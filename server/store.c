@@ -475,18 +475,67 @@ make_snippet(const ib_message *m)
   return g_string_free(out, FALSE);
 }
 
+/* ---- Prepared messages (any thread) ------------------------------------------------------ */
+
+struct store_prepared {
+  char *envelope_key;
+  char *snippet;
+  char *doc_text; /* the document without classification, thread_reason, created_at */
+  char *fts_subject, *fts_body, *fts_names;
+};
+
+store_prepared *
+store_prepare(const ib_message *m)
+{
+  store_prepared *p = g_new0(store_prepared, 1);
+  p->envelope_key = envelope_key(m);
+  p->snippet = make_snippet(m);
+  json_t *doc = ib_message_to_json(m);
+  if (doc) {
+    /* Known only once the writer threads the message; the read path fills them. */
+    json_object_set_new(doc, "classification", json_null());
+    json_object_set_new(doc, "thread_reason", json_null());
+    json_object_set_new(doc, "created_at", json_null());
+    p->doc_text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+  }
+  GString *names = g_string_new(NULL);
+  if (m->from)
+    g_string_append_printf(names, "%s %s", m->from->name ? m->from->name : "",
+                           m->from->address ? m->from->address : "");
+  p->fts_subject = fold_text(m->subject);
+  p->fts_body = fold_text(m->stripped_text && *m->stripped_text ? m->stripped_text : m->text);
+  p->fts_names = fold_text(names->str);
+  g_string_free(names, TRUE);
+  return p;
+}
+
+void
+store_prepared_free(store_prepared *p)
+{
+  if (!p)
+    return;
+  g_free(p->envelope_key);
+  g_free(p->snippet);
+  free(p->doc_text); /* jansson's malloc */
+  g_free(p->fts_subject);
+  g_free(p->fts_body);
+  g_free(p->fts_names);
+  g_free(p);
+}
+
 /* ---- Transaction operations (writer thread) ------------------------------------------ */
 
 ib_status
-store_find_duplicate(ib_tx *tx, const ib_message *m, const char *event_id,
-                     store_msg_ref *ref_out)
+store_find_duplicate(ib_tx *tx, const ib_message *m, const store_prepared *prep,
+                     const char *event_id, store_msg_ref *ref_out)
 {
   static const char sql_by_content[] =
       "SELECT id, ticket_id, classification FROM messages "
       "WHERE rfc_message_id = ?1 AND raw_sha256 = ?2 AND envelope_to = ?3";
   static const char sql_by_event[] = "SELECT id, ticket_id, classification FROM messages "
                                  "WHERE provider = ?1 AND event_id = ?2";
-  char *env = envelope_key(m);
+  const char *env = prep->envelope_key;
   sqlite3_stmt *st = db_stmt(tx->db, sql_by_content);
   ib_status result = IB_ERR_NOT_FOUND;
   if (!st) {
@@ -527,7 +576,6 @@ failed:
   result = db_status(rc);
   sqlite3_reset(st);
 done:
-  g_free(env);
   return result;
 }
 
@@ -581,113 +629,81 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
   return IB_OK;
 }
 
-/* Add M to the full-text index (folded, see fold.h). */
+/* Add the message to the full-text index (text folded by store_prepare()). */
 static ib_status
-index_message(ib_tx *tx, int64_t id, const ib_message *m)
+index_message(ib_tx *tx, int64_t id, const store_prepared *p)
 {
   static const char sql[] =
       "INSERT INTO message_search (rowid, subject, body, names) VALUES (?1, ?2, ?3, ?4)";
-  GString *names = g_string_new(NULL);
-  if (m->from)
-    g_string_append_printf(names, "%s %s", m->from->name ? m->from->name : "",
-                           m->from->address ? m->from->address : "");
-  char *subject = fold_text(m->subject);
-  char *body = fold_text(m->stripped_text && *m->stripped_text ? m->stripped_text : m->text);
-  char *folded_names = fold_text(names->str);
-  ib_status rc = IB_ERR_INTERNAL;
   sqlite3_stmt *st = db_stmt(tx->db, sql);
-  if (st) {
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, body, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, folded_names, -1, SQLITE_STATIC);
-    rc = store_step_done(tx->db, st, "index a message");
-  }
-  g_free(subject);
-  g_free(body);
-  g_free(folded_names);
-  g_string_free(names, TRUE);
-  return rc;
+  if (!st)
+    return IB_ERR_INTERNAL;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_text(st, 2, p->fts_subject, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, p->fts_body, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, p->fts_names, -1, SQLITE_STATIC);
+  return store_step_done(tx->db, st, "index a message");
 }
 
 ib_status
-store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, GBytes *raw,
-                     int rebuilt, const char *event_id, int64_t *message_out)
+store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m,
+                     const store_prepared *prep, GBytes *raw, int rebuilt, const char *event_id,
+                     int64_t *message_out)
 {
   static const char sql_msg[] =
       "INSERT INTO messages (ticket_id, direction, classification, provider, rfc_message_id, "
-      "raw_sha256, envelope_to, event_id, from_address, snippet, doc, created_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+      "raw_sha256, envelope_to, event_id, from_address, snippet, doc, created_at, "
+      "thread_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
   static const char sql_raw[] =
       "INSERT INTO raw_messages (message_id, rebuilt, bytes) VALUES (?1, ?2, ?3)";
   static const char sql_ticket[] =
       "UPDATE tickets SET message_count = message_count + 1, last_message_id = ?2, "
       "updated_at = ?3, version = version + 1 WHERE id = ?1";
+  if (!prep->doc_text)
+    return IB_ERR_NOMEM;
   ib_status rc = IB_ERR_INTERNAL;
-  char *env = envelope_key(m);
-  char *snippet = make_snippet(m);
-  char *doc_text = NULL;
-  json_t *doc = ib_message_to_json(m);
-  if (!doc)
-    goto done;
-  json_object_set_new(doc, "created_at", json_string(tx->now));
-  doc_text = json_dumps(doc, JSON_COMPACT);
-  if (!doc_text)
-    goto done;
-
   sqlite3_stmt *st = db_stmt(tx->db, sql_msg);
   if (!st)
-    goto done;
+    return rc;
   sqlite3_bind_int64(st, 1, ticket_id);
   sqlite3_bind_text(st, 2, m->direction ? m->direction : "inbound", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, ib_class_str(m->classification), -1, SQLITE_STATIC);
   store_bind_text_or_null(st, 4, m->provider);
   sqlite3_bind_text(st, 5, m->message_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 6, m->raw_sha256, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 7, env, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 7, prep->envelope_key, -1, SQLITE_STATIC);
   store_bind_text_or_null(st, 8, event_id);
   store_bind_text_or_null(st, 9, m->from ? m->from->address : NULL);
-  sqlite3_bind_text(st, 10, snippet, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 11, doc_text, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 10, prep->snippet, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 11, prep->doc_text, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 12, tx->now, -1, SQLITE_STATIC);
+  store_bind_text_or_null(st, 13, m->thread_reason);
   if ((rc = store_step_done(tx->db, st, "store a message")) != IB_OK)
-    goto done;
+    return rc;
   int64_t id = sqlite3_last_insert_rowid(db_handle(tx->db));
 
   if (raw) {
     gsize len = 0;
     const void *data = g_bytes_get_data(raw, &len);
-    st = db_stmt(tx->db, sql_raw);
-    rc = IB_ERR_INTERNAL;
-    if (!st)
-      goto done;
+    if (!(st = db_stmt(tx->db, sql_raw)))
+      return IB_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, rebuilt ? 1 : 0);
     sqlite3_bind_blob64(st, 3, data ? data : "", len, SQLITE_STATIC);
     if ((rc = store_step_done(tx->db, st, "store raw bytes")) != IB_OK)
-      goto done;
+      return rc;
   }
-  if ((rc = insert_attachments(tx, id, m)) != IB_OK)
-    goto done;
-  if ((rc = index_message(tx, id, m)) != IB_OK)
-    goto done;
-
-  st = db_stmt(tx->db, sql_ticket);
-  rc = IB_ERR_INTERNAL;
-  if (!st)
-    goto done;
+  if ((rc = insert_attachments(tx, id, m)) != IB_OK || (rc = index_message(tx, id, prep)) != IB_OK)
+    return rc;
+  if (!(st = db_stmt(tx->db, sql_ticket)))
+    return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, ticket_id);
   sqlite3_bind_int64(st, 2, id);
   sqlite3_bind_text(st, 3, tx->now, -1, SQLITE_STATIC);
   if ((rc = store_step_done(tx->db, st, "update a ticket")) != IB_OK)
-    goto done;
+    return rc;
   *message_out = id;
-done:
-  free(doc_text);
-  json_decref(doc);
-  g_free(snippet);
-  g_free(env);
-  return rc;
+  return IB_OK;
 }
 
 ib_status
@@ -778,15 +794,22 @@ store_ticket_doc(ib_db *db, int64_t id, json_t **doc_out)
   return rc;
 }
 
-/* The public document of a stored message: ids first, then the stored document, with
+#define MESSAGE_COLUMNS "id, ticket_id, doc, classification, thread_reason, created_at"
+
+/* The public document of a stored message (a row of MESSAGE_COLUMNS): ids first, then the stored document, with
  * attachment ids and URLs filled from ATT_IDS (ids in position order). */
 static json_t *
-message_from_row(ib_store *s, int64_t id, int64_t ticket_id, const char *doc_text,
-                 GArray *att_ids)
+message_from_row(ib_store *s, sqlite3_stmt *row, GArray *att_ids)
 {
-  json_t *doc = json_loads(doc_text, 0, NULL);
+  int64_t id = sqlite3_column_int64(row, 0);
+  int64_t ticket_id = sqlite3_column_int64(row, 1);
+  json_t *doc = json_loads((const char *)sqlite3_column_text(row, 2), 0, NULL);
   if (!doc)
     return NULL;
+  /* The fields only the writer knew (see store_prepare()). */
+  json_object_set_new(doc, "classification", store_column_json_string(row, 3));
+  json_object_set_new(doc, "thread_reason", store_column_json_string(row, 4));
+  json_object_set_new(doc, "created_at", store_column_json_string(row, 5));
   json_t *out = json_pack("{s:I, s:I}", "id", (json_int_t)id, "ticket_id", (json_int_t)ticket_id);
   const char *key;
   json_t *value;
@@ -847,8 +870,8 @@ store_ticket_thread(ib_store *s, int64_t id, json_t **doc_out, int64_t *version_
   static const char sql_ticket[] = "SELECT " TICKET_COLUMNS " FROM tickets t "
                                    "LEFT JOIN messages m ON m.id = t.last_message_id "
                                    "WHERE t.id = ?1";
-  static const char sql_msgs[] =
-      "SELECT id, doc FROM messages WHERE ticket_id = ?1 ORDER BY id";
+  static const char sql_msgs[] = "SELECT " MESSAGE_COLUMNS " FROM messages "
+                                 "WHERE ticket_id = ?1 ORDER BY id";
   *doc_out = NULL;
   ib_db *db = store_reader(s);
   if (!db || read_begin(db) != IB_OK)
@@ -878,7 +901,7 @@ store_ticket_thread(ib_store *s, int64_t id, json_t **doc_out, int64_t *version_
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t mid = sqlite3_column_int64(st, 0);
     GArray *ids = attachment_ids(db, mid);
-    json_t *msg = message_from_row(s, mid, id, (const char *)sqlite3_column_text(st, 1), ids);
+    json_t *msg = message_from_row(s, st, ids);
     g_array_unref(ids);
     if (msg)
       json_array_append_new(messages, msg);
@@ -989,7 +1012,7 @@ store_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags_
 ib_status
 store_message(ib_store *s, int64_t id, json_t **doc_out)
 {
-  static const char sql[] = "SELECT ticket_id, doc FROM messages WHERE id = ?1";
+  static const char sql[] = "SELECT " MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
   *doc_out = NULL;
   ib_db *db = store_reader(s);
   if (!db || read_begin(db) != IB_OK)
@@ -1001,8 +1024,7 @@ store_message(ib_store *s, int64_t id, json_t **doc_out)
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
       GArray *ids = attachment_ids(db, id);
-      *doc_out = message_from_row(s, id, sqlite3_column_int64(st, 0),
-                                  (const char *)sqlite3_column_text(st, 1), ids);
+      *doc_out = message_from_row(s, st, ids);
       g_array_unref(ids);
       rc = *doc_out ? IB_OK : IB_ERR_INTERNAL;
     } else {

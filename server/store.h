@@ -69,6 +69,13 @@ void store_on_event(ib_store *store, store_event_fn fn, void *arg);
 /* The transaction's timestamp (RFC 3339, shared by every row of the group). Borrowed. */
 const char *store_now(const ib_tx *tx);
 
+/* What storing a message needs beyond the message itself (its serialized document, the
+ * duplicate key, the snippet and the folded search text), computed on any thread before
+ * the message goes to the writer, so the writer only writes. New: store_prepared_free(). */
+typedef struct store_prepared store_prepared;
+store_prepared *store_prepare(const ib_message *msg);
+void store_prepared_free(store_prepared *prep);
+
 /* Inside a job. The identity of a stored message, for duplicate answers. */
 typedef struct store_msg_ref {
   int64_t ticket_id;
@@ -79,19 +86,20 @@ typedef struct store_msg_ref {
 /* Find a stored message with MSG's Message-ID, raw bytes and envelope recipients, or the
  * same provider EVENT_ID (may be NULL). IB_OK and *REF_OUT when found, IB_ERR_NOT_FOUND
  * when not, IB_ERR_STORAGE on failure. */
-ib_status store_find_duplicate(ib_tx *tx, const ib_message *msg, const char *event_id,
-                               store_msg_ref *ref_out);
+ib_status store_find_duplicate(ib_tx *tx, const ib_message *msg, const store_prepared *prep,
+                               const char *event_id, store_msg_ref *ref_out);
 
 /* Create a ticket for MSG (subject, customer = its sender) with STATUS ("open", or
  * "closed" for a machine message nobody needs to answer) and return its id. */
 ib_status store_create_ticket(ib_tx *tx, const ib_message *msg, const char *status,
                               int64_t *ticket_out);
 
-/* Store MSG (document, RAW bytes, attachments) in TICKET_ID and update the ticket's
- * counters and activity. REBUILT marks synthesized raw bytes. *MESSAGE_OUT gets its id. */
+/* Store MSG (document from PREP = store_prepare(MSG), RAW bytes, attachments) in
+ * TICKET_ID and update the ticket's counters and activity. REBUILT marks synthesized raw
+ * bytes. *MESSAGE_OUT gets its id. */
 ib_status store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *msg,
-                               GBytes *raw, int rebuilt, const char *event_id,
-                               int64_t *message_out);
+                               const store_prepared *prep, GBytes *raw, int rebuilt,
+                               const char *event_id, int64_t *message_out);
 
 /* Change ticket ID's STATUS and/or TAGS_JSON (a JSON array text), each NULL to keep.
  * *CHANGED_OUT = 1 when anything changed (then updated_at and the version move).
@@ -134,8 +142,9 @@ ib_status store_is_participant(ib_tx *tx, int64_t ticket, const char *address, i
 ib_status store_add_participant(ib_tx *tx, int64_t ticket, const char *address,
                                 const char *role);
 
-/* Automatic messages (auto_reply, bounce) from ADDRESS stored at or after SINCE. */
-ib_status store_count_automatic(ib_tx *tx, const char *address, const char *since,
+/* Automatic messages (auto_reply, bounce) from ADDRESS stored at or after SINCE, counted
+ * up to CAP. */
+ib_status store_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
                                 int *count_out);
 
 /* Mark a stored message as part of a suspected mail loop (not forwarded). */

@@ -117,11 +117,14 @@ store_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char
 }
 
 ib_status
-store_count_automatic(ib_tx *tx, const char *address, const char *since, int *count_out)
+store_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
+                      int *count_out)
 {
+  /* Only "more than the limit" matters: stop counting there, so a bounce storm from one
+   * MAILER-DAEMON costs the same per message however long it lasts. */
   static const char sql[] =
-      "SELECT count(*) FROM messages WHERE from_address = ?1 COLLATE NOCASE "
-      "AND created_at >= ?2 AND classification IN ('auto_reply', 'bounce')";
+      "SELECT count(*) FROM (SELECT 1 FROM messages WHERE from_address = ?1 COLLATE NOCASE "
+      "AND created_at >= ?2 AND classification IN ('auto_reply', 'bounce') LIMIT ?3)";
   *count_out = 0;
   if (!address)
     return IB_OK;
@@ -130,6 +133,7 @@ store_count_automatic(ib_tx *tx, const char *address, const char *since, int *co
     return IB_ERR_INTERNAL;
   sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, since, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, cap);
   int64_t n = 0;
   ib_status rc = one_row(tx->db, st, row_int64, &n, "count automatic messages");
   *count_out = (int)n;

@@ -308,7 +308,7 @@ thread_record(ib_tx *tx, const thread_options *opt, const ib_message *m, int64_t
     clock_rfc3339(clock_now_ms() - (int64_t)opt->auto_window_minutes * 60000, since,
                   sizeof since);
     int count = 0;
-    if ((st = store_count_automatic(tx, sender, since, &count)) != IB_OK)
+    if ((st = store_count_automatic(tx, sender, since, opt->auto_limit + 1, &count)) != IB_OK)
       return st;
     /* COUNT includes this message. */
     if (count > opt->auto_limit) {
