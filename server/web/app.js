@@ -155,7 +155,7 @@ async function api(path, { method = 'GET', body, signal, blob = false } = {}) {
         const e = (await res.json()).error;
         if (e) ({ code, message } = e);
       } catch { /* not JSON */ }
-      if (res.status === 403) message = `${message} (this token may be read-only)`;
+      if (res.status === 403 && !/read-only/.test(message)) message = `${message} (the API token may be read-only)`;
       throw new ApiError(res.status, code, message);
     }
     return blob ? res.blob() : res.json();
@@ -677,10 +677,11 @@ function closeTicket() {
   for (const a of document.querySelectorAll('.ticket[aria-current]')) a.removeAttribute('aria-current');
 }
 
+// #ticket=ID opens a ticket, no hash closes it; other hashes are not ours.
 function route({ focus = false } = {}) {
   const m = /^#ticket=(\d+)$/.exec(location.hash);
   if (m) openTicket(Number(m[1]), { focus });
-  else closeTicket();
+  else if (location.hash === '' || location.hash === '#') closeTicket();
 }
 
 // ---- Status and reply ------------------------------------------------------------------------------------
@@ -695,6 +696,7 @@ async function changeStatus() {
   try {
     const doc = await api(`/api/tickets/${id}`, { method: 'PATCH', body: { status } });
     sel.disabled = false;
+    showError($('thread-error'), null);
     if (id === state.ticketId) renderThreadHead(doc.ticket);
     announce(`Ticket marked ${STATUS_LABEL[status].toLowerCase()}`);
     loadList();
@@ -853,6 +855,10 @@ function bind() {
     }
   });
   window.addEventListener('hashchange', () => route({ focus: true }));
+  $('skip').addEventListener('click', (ev) => {
+    ev.preventDefault(); // keep #ticket=ID in the address
+    (state.ticketId ? $('thread-title') : $('thread-pane')).focus();
+  });
   $('back').addEventListener('click', () => {
     const id = state.ticketId;
     history.pushState(null, '', location.pathname + location.search);
