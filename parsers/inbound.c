@@ -1,11 +1,14 @@
 #include "inbound.h"
 
+#include <stdarg.h>
+
 ib_inbound *
 ib_inbound_new(const char *provider)
 {
   ib_inbound *in = g_new0(ib_inbound, 1);
   in->provider = provider;
   in->envelope_to = g_ptr_array_new_with_free_func(g_free);
+  in->warnings = g_ptr_array_new_with_free_func(g_free);
   return in;
 }
 
@@ -22,7 +25,21 @@ ib_inbound_free(ib_inbound *in)
   g_free(in->dkim);
   g_free(in->dmarc);
   g_free(in->event_id);
+  g_ptr_array_unref(in->warnings);
   g_free(in);
+}
+
+void
+ib_inbound_warn(ib_inbound *in, const char *code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *detail = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  char *line = g_strconcat(code, ": ", detail, NULL);
+  g_ptr_array_add(in->warnings, g_utf8_make_valid(line, -1));
+  g_free(line);
+  g_free(detail);
 }
 
 void
@@ -42,6 +59,8 @@ ib_inbound_apply(const ib_inbound *in, ib_message *msg)
   msg->auth_dmarc = g_strdup(in->dmarc);
   msg->has_spam_score = in->has_spam_score;
   msg->spam_score = in->spam_score;
+  for (guint i = 0; i < in->warnings->len; i++)
+    g_ptr_array_add(msg->warnings, g_strdup(g_ptr_array_index(in->warnings, i)));
   if (in->rebuilt)
     ib_message_warn(msg, "rebuilt", "raw MIME was rebuilt by inboxd from the %s payload",
                     in->provider);

@@ -18,6 +18,9 @@ typedef struct ib_inbound {
   int has_spam_score;
   double spam_score;
   char *event_id;         /* provider's idempotency key (SES/SNS, Postmark); NULL if none */
+  GPtrArray *warnings;    /* of char*: "code: detail" noticed by the adapter (an unknown
+                             charset, a UTF-8 re-encoded body); ib_inbound_apply() copies
+                             them into the message's parse_warnings */
 } ib_inbound;
 
 /* Allocate an empty inbound for PROVIDER (a static string). Release with
@@ -27,7 +30,11 @@ ib_inbound *ib_inbound_new(const char *provider);
 /* Release IN and what it owns. NULL is a no-op. */
 void ib_inbound_free(ib_inbound *in);
 
-/* Copy IN's metadata (provider, envelope, auth, spam score) into MSG. */
+/* Append the warning "CODE: DETAIL" (printf-style DETAIL) to IN->warnings. */
+void ib_inbound_warn(ib_inbound *in, const char *code, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+/* Copy IN's metadata (provider, envelope, auth, spam score, warnings) into MSG. */
 void ib_inbound_apply(const ib_inbound *in, ib_message *msg);
 
 #endif

@@ -17,9 +17,9 @@ typedef struct rb_part {
 } rb_part;
 
 struct rebuild {
-  GPtrArray *headers; /* of rb_header* */
+  GPtrArray *headers;   /* of rb_header* */
   GString *text, *html; /* NULL when not set */
-  GPtrArray *parts;   /* of rb_part* */
+  GPtrArray *parts;     /* of rb_part* */
 };
 
 /* Soft limit for header lines; we fold at blanks before it. */
@@ -249,10 +249,10 @@ append_address_list(GString *out, InternetAddressList *list)
 static int
 is_address_header(const char *name)
 {
-  static const char *const addr[] = {"From",      "Sender",        "Reply-To",     "To",
-                                     "Cc",        "Bcc",           "Resent-From",  "Resent-Sender",
-                                     "Resent-To", "Resent-Cc",     "Resent-Bcc",
-                                     "Disposition-Notification-To"};
+  static const char *const addr[] = {
+      "From",      "Sender",    "Reply-To",    "To",
+      "Cc",        "Bcc",       "Resent-From", "Resent-Sender",
+      "Resent-To", "Resent-Cc", "Resent-Bcc",  "Disposition-Notification-To"};
   for (size_t i = 0; i < G_N_ELEMENTS(addr); i++)
     if (g_ascii_strcasecmp(name, addr[i]) == 0)
       return 1;
@@ -285,8 +285,10 @@ static void
 append_header_line(GString *out, const char *name, const char *value)
 {
   GString *line = g_string_new(name);
+  /* The first break may be the blank after the colon, when the first word of the value
+   * (e.g. an encoded word) would not fit on the line with the name. */
+  size_t min_break = line->len, colon_blank = line->len + 1;
   g_string_append(line, ": ");
-  size_t min_break = line->len;
   g_string_append(line, value);
   const char *s = line->str;
   size_t len = line->len, start = 0;
@@ -298,9 +300,17 @@ append_header_line(GString *out, const char *name, const char *value)
         break;
       }
     }
+    if (cut && cut == colon_blank) {
+      /* Worth it only when the first word then fits on its own line. */
+      size_t w = cut + 1;
+      while (w < len && s[w] != ' ' && s[w] != '\t')
+        w++;
+      if (w - cut > RB_LINE)
+        cut = 0;
+    }
     if (!cut) {
       for (size_t i = start + RB_LINE + 1; i < len; i++) {
-        if ((s[i] == ' ' || s[i] == '\t') && i > min_break) {
+        if ((s[i] == ' ' || s[i] == '\t') && i > colon_blank) {
           cut = i;
           break;
         }
@@ -531,8 +541,10 @@ append_text_leaf(GString *out, const char *subtype, const GString *text, int top
                  norm->str, norm->len);
   /* At the top level nothing follows to absorb the last line end: a soft line break
    * ends a quoted-printable body without adding a newline to the text. */
-  if (top)
-    g_string_append(out, !b64 && norm->len && norm->str[norm->len - 1] != '\n' ? "=\r\n" : "\r\n");
+  if (top && norm->len && b64)
+    g_string_append(out, "\r\n");
+  else if (top && norm->len && norm->str[norm->len - 1] != '\n')
+    g_string_append(out, "=\r\n");
   g_string_free(norm, TRUE);
 }
 
@@ -564,10 +576,10 @@ enum { N_TEXT, N_HTML, N_PART, N_MULTI };
 
 typedef struct node {
   int kind;
-  const char *subtype;   /* N_MULTI */
-  GPtrArray *children;   /* N_MULTI: of node* */
-  const rb_part *part;   /* N_PART */
-  int is_inline;         /* N_PART */
+  const char *subtype; /* N_MULTI */
+  GPtrArray *children; /* N_MULTI: of node* */
+  const rb_part *part; /* N_PART */
+  int is_inline;       /* N_PART */
 } node;
 
 static void

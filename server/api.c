@@ -482,7 +482,10 @@ static const route routes[] = {
     {"GET", "/healthz", handle_healthz, 0},
     {"GET", "/", web_static, 0},
     {"GET", "/static/", web_static, ROUTE_PREFIX},
-    {"POST", "/inbound/raw", ingress_raw, ROUTE_BODY | ROUTE_INGRESS},
+    {"POST", "/inbound/", ingress_provider, ROUTE_PREFIX | ROUTE_BODY | ROUTE_INGRESS},
+    /* Mandrill checks a webhook URL with HEAD/GET before using it; the adapter answers
+     * 405 on the other providers' routes. */
+    {"GET", "/inbound/", ingress_provider, ROUTE_PREFIX},
     {"GET", "/api/tickets", handle_tickets_list, ROUTE_API},
     {"GET", "/api/tickets/{id}", handle_ticket_get, ROUTE_API},
     {"PATCH", "/api/tickets/{id}", handle_ticket_patch,

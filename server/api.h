@@ -8,8 +8,8 @@
 /* The routes of "inboxd serve", ended by a {NULL} entry. Static. */
 const route *api_routes(void);
 
-/* Handlers defined in ingress.c. */
-void ingress_raw(ib_request *r);
+/* POST /inbound/<provider> (and Mandrill's HEAD/GET check): ingress.c. */
+void ingress_provider(ib_request *r);
 
 /* POST /api/tickets/{id}/messages: an agent's reply (reply.c). */
 void api_post_message(ib_request *r);

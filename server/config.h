@@ -35,6 +35,10 @@ typedef struct ib_config {
   int64_t max_connections;
   int64_t max_connections_per_ip;
   int64_t connection_timeout_s;
+  int64_t request_timeout_s;  /* a whole request (headers + body) at most this long */
+  int64_t max_mime_depth, max_mime_parts, max_headers, max_header_bytes;
+  int64_t max_attachments, max_attachment_bytes, max_decoded_bytes;
+  int64_t max_form_fields, max_json_depth;
   int64_t commit_batch;       /* most messages per group commit */
   int64_t db_busy_timeout_ms; /* wait for a lock held by another process this long */
   char *log_file;

@@ -33,6 +33,7 @@ struct ib_request {
   GBytes *body;
   int read_only;
   req_state state;
+  int64_t started_ms; /* clock_mono_ms() of the first call */
   unsigned status;
   struct MHD_Response *response;
   void *data;
@@ -680,6 +681,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
     r->conn = conn;
     r->method = g_strdup(method);
     r->path = g_strdup(url);
+    r->started_ms = clock_mono_ms();
     *con_cls = r;
     active_add(srv, 1);
     request_start(r);
@@ -689,6 +691,13 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
     return MHD_YES;
   }
   if (*upload_data_size) {
+    /* A body that trickles in for longer than the request timeout is a slowloris (idle
+     * connections are closed by MHD's own timeout): drop the connection. */
+    if (clock_mono_ms() - r->started_ms > srv->cfg->request_timeout_s * 1000) {
+      log_warn("closing %s %s: the body took longer than %" G_GINT64_FORMAT " s", r->method,
+               r->path, srv->cfg->request_timeout_s);
+      return MHD_NO;
+    }
     /* Consume every chunk, even after an error or past the cap, so the request is
      * drained and the reply can be sent. */
     if (r->spool && !r->response)

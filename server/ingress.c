@@ -1,77 +1,136 @@
-/* ingress.c: the /inbound/ routes. Each turns its request into ib_inbound values and
- * hands them to the one pipeline; the reply waits for the commit. */
+/* ingress.c: every /inbound/<provider> route. The provider's adapter (parsers/adapter.h)
+ * turns the request into ib_inbound values or an error with the status that provider
+ * must see; the one pipeline stores them and the reply waits for the commit. Nothing
+ * provider-specific happens here beyond what adapter_result asks for (a replay token to
+ * remember in the same transaction, an SNS subscription to confirm). */
 #include <microhttpd.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "api.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
+
+typedef struct ingress_ctx {
+  const char *provider;
+  adapter_result res;
+  pipeline_batch *batch;
+} ingress_ctx;
+
+static void
+ingress_ctx_free(gpointer p)
+{
+  ingress_ctx *ic = p;
+  adapter_result_clear(&ic->res);
+  pipeline_batch_free(ic->batch);
+  g_free(ic);
+}
+
+static const char *
+lookup_header(void *ctx, const char *name)
+{
+  return request_header(ctx, name);
+}
+
+static void
+reply_failure(ib_request *r, adapter_result *res)
+{
+  request_reply_json(r, res->http_status, adapter_error_json(res));
+  if (res->allow)
+    request_add_header(r, "Allow", res->allow);
+  if (res->http_status == MHD_HTTP_SERVICE_UNAVAILABLE)
+    request_add_header(r, "Retry-After", "5");
+  if (res->note)
+    log_warn("%s: %s", res->provider ? res->provider : "ingress", res->note);
+}
 
 /* Writer thread: the batch is committed (or not). Reply, then resume as the last use of R. */
 static void
 on_stored(void *arg, ib_status st)
 {
   ib_request *r = arg;
-  pipeline_batch *batch = request_data(r);
-  if (st == IB_OK)
-    request_reply_json(r, MHD_HTTP_OK, pipeline_reply_json(batch));
-  else
-    request_reply_status(r, st, "the message was not stored (%s); retry later",
-                         ib_status_str(st));
+  ingress_ctx *ic = request_data(r);
+  if (st == IB_OK) {
+    request_reply_json(r, MHD_HTTP_OK, pipeline_reply_json(ic->batch));
+  } else {
+    if (st == IB_ERR_CONFLICT)
+      adapter_result_fail(&ic->res, st, 0, "replayed_token",
+                          "this signed token was used before: a replayed request is refused");
+    else
+      adapter_result_fail(&ic->res, st, 0, ib_status_str(st),
+                          "the message was not stored (%s); retry later", ib_status_str(st));
+    reply_failure(r, &ic->res);
+  }
   request_resume(r);
 }
 
-/* Parse INBOUNDS (stolen) on this worker thread, then store them and reply after the
- * commit. */
-static void
-ingest_and_reply(ib_request *r, GPtrArray *inbounds)
+/* The URL as the provider called it (Mandrill signs it when --mandrill-url is unset). */
+static char *
+request_url(ib_request *r)
 {
-  ib_server *srv = request_server(r);
-  pipeline_batch *batch = NULL;
-  ib_status st = pipeline_prepare(inbounds, &srv->limits, &batch);
-  if (st != IB_OK) {
-    request_reply_status(r, st, st == IB_ERR_NOT_MAIL ? "the body is not an email message"
-                                                      : "the message cannot be parsed");
-    return;
-  }
-  request_set_data(r, batch, (GDestroyNotify)pipeline_batch_free);
-  request_defer(r);
-  pipeline_submit(srv->store, &srv->threading, batch, on_stored, r);
-}
-
-static int
-media_type_is(const char *content_type, const char *want)
-{
-  size_t n = strlen(want);
-  if (!content_type || g_ascii_strncasecmp(content_type, want, n) != 0)
-    return 0;
-  char next = content_type[n];
-  return next == '\0' || next == ';' || next == ' ';
+  const char *host = request_header(r, "Host");
+  const char *proto = request_header(r, "X-Forwarded-Proto");
+  return g_strdup_printf("%s://%s%s", proto && strcmp(proto, "https") == 0 ? "https" : "http",
+                         host ? host : "localhost", request_path(r));
 }
 
 void
-ingress_raw(ib_request *r)
+ingress_provider(ib_request *r)
 {
-  const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-  if (ct && !media_type_is(ct, "message/rfc822") &&
-      !media_type_is(ct, "application/octet-stream") && !media_type_is(ct, "text/plain")) {
-    request_reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                        "/inbound/raw takes the raw message as message/rfc822, "
-                        "application/octet-stream or text/plain, not %s "
-                        "(curl: -H 'Content-Type: message/rfc822')",
-                        ct);
+  ib_server *srv = request_server(r);
+  const char *provider = adapter_provider_for_path(request_path(r));
+  if (!provider) {
+    request_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+                        "no provider route %s; use /inbound/raw, sendgrid, mailgun, "
+                        "mailgun/mime, postmark, ses or mandrill",
+                        request_path(r));
     return;
   }
+  ingress_ctx *ic = g_new0(ingress_ctx, 1);
+  ic->provider = provider;
+  adapter_result_init(&ic->res);
+  request_set_data(r, ic, ingress_ctx_free);
+
   GBytes *body = request_body(r);
-  if (!body || g_bytes_get_size(body) == 0) {
-    request_reply_error(r, MHD_HTTP_BAD_REQUEST, "empty_body",
-                        "the request body must be the raw message");
+  gsize len = 0;
+  const char *data = body ? g_bytes_get_data(body, &len) : NULL;
+  char *url = request_url(r);
+  adapter_request rq = {.method = request_method(r),
+                        .path = request_path(r),
+                        .url = url,
+                        .content_type = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+                        .body = data ? data : "",
+                        .len = len,
+                        .body_bytes = body,
+                        .header = lookup_header,
+                        .header_ctx = r};
+  ib_status st = adapter_run(provider, &rq, &srv->adapters, &ic->res);
+  g_free(url);
+  if (st != IB_OK) {
+    reply_failure(r, &ic->res);
     return;
   }
-  ib_inbound *in = ib_inbound_new("raw");
-  in->raw = g_bytes_ref(body);
-  GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)ib_inbound_free);
-  g_ptr_array_add(list, in);
-  ingest_and_reply(r, list);
+  if (ic->res.health_check || ic->res.inbound->len == 0) {
+    if (ic->res.subscribe_url)
+      sns_confirm_subscription(srv->sns, ic->res.subscribe_url);
+    if (ic->res.note)
+      log_info("%s: %s", provider, ic->res.note);
+    request_reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    return;
+  }
+
+  /* The pipeline takes the messages over. */
+  GPtrArray *inbounds = ic->res.inbound;
+  ic->res.inbound = g_ptr_array_new_with_free_func((GDestroyNotify)ib_inbound_free);
+  st = pipeline_prepare(inbounds, &srv->limits, &ic->batch);
+  if (st != IB_OK) {
+    adapter_result_fail(&ic->res, st, 0, "not_mail", "the posted message is not an email");
+    reply_failure(r, &ic->res);
+    return;
+  }
+  if (ic->res.replay_token)
+    pipeline_set_replay(ic->batch, provider, ic->res.replay_token, ic->res.replay_expires);
+  request_defer(r);
+  pipeline_submit(srv->store, &srv->threading, ic->batch, on_stored, r);
 }

@@ -1,8 +1,10 @@
 /* main.c: the inboxd executable dispatches to its subcommands (cli.h). */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "faultvfs.h"
 #include "mime.h"
 
 static const char usage[] =
@@ -27,6 +29,11 @@ main(int argc, char **argv)
     return 0;
   }
   int rc;
+  if (faultvfs_install() != 0) {
+    fprintf(stderr, "inboxd: cannot install the fault-injection VFS\n");
+    return 70;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   mime_init();
   if (strcmp(argv[1], "parse") == 0) {
     rc = cmd_parse(argc - 1, argv + 1);
@@ -39,5 +46,6 @@ main(int argc, char **argv)
     rc = 64;
   }
   mime_shutdown();
+  curl_global_cleanup();
   return rc;
 }

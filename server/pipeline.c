@@ -15,6 +15,8 @@ typedef struct item {
 struct pipeline_batch {
   GPtrArray *items; /* of item* */
   const thread_options *opt;
+  char *replay_provider, *replay_token;
+  int64_t replay_expires;
 };
 
 static void
@@ -103,10 +105,25 @@ store_item(ib_tx *tx, const thread_options *opt, item *it)
   return IB_OK;
 }
 
+void
+pipeline_set_replay(pipeline_batch *b, const char *provider, const char *token, int64_t expires)
+{
+  g_free(b->replay_provider);
+  g_free(b->replay_token);
+  b->replay_provider = g_strdup(provider);
+  b->replay_token = g_strdup(token);
+  b->replay_expires = expires;
+}
+
 static ib_status
 ingest_job(ib_tx *tx, void *arg)
 {
   pipeline_batch *b = arg;
+  if (b->replay_token) {
+    ib_status st = store_replay_check(tx, b->replay_provider, b->replay_token, b->replay_expires);
+    if (st != IB_OK)
+      return st;
+  }
   for (guint i = 0; i < b->items->len; i++) {
     ib_status st = store_item(tx, b->opt, g_ptr_array_index(b->items, i));
     if (st != IB_OK)
@@ -167,5 +184,7 @@ pipeline_batch_free(pipeline_batch *b)
   if (!b)
     return;
   g_ptr_array_unref(b->items);
+  g_free(b->replay_provider);
+  g_free(b->replay_token);
   g_free(b);
 }

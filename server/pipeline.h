@@ -28,6 +28,11 @@ typedef struct pipeline_batch pipeline_batch;
 ib_status pipeline_prepare(GPtrArray *inbounds, const mime_limits *limits,
                            pipeline_batch **batch_out);
 
+/* Make the batch's transaction also remember PROVIDER's replay TOKEN until EXPIRES and
+ * fail with IB_ERR_CONFLICT (nothing stored) when it was seen before. Strings copied. */
+void pipeline_set_replay(pipeline_batch *batch, const char *provider, const char *token,
+                         int64_t expires);
+
 /* Store the whole batch in one job (all or nothing), threading with OPT (borrowed until
  * DONE). DONE(ARG, status) runs on the writer thread after the commit; the batch stays
  * owned by the caller. */

@@ -41,7 +41,15 @@ cmd_serve(int argc, char **argv)
     return 73;
   }
   srv.cfg = &cfg;
-  mime_limits_default(&srv.limits);
+  srv.limits = (mime_limits){.max_depth = (unsigned)cfg.max_mime_depth,
+                             .max_parts = (unsigned)cfg.max_mime_parts,
+                             .max_headers = (unsigned)cfg.max_headers,
+                             .max_header_bytes = (size_t)cfg.max_header_bytes,
+                             .max_attachments = (unsigned)cfg.max_attachments,
+                             .max_attachment_bytes = (uint64_t)cfg.max_attachment_bytes,
+                             .max_decoded_bytes = (uint64_t)cfg.max_decoded_bytes};
+  form_limits_default(&srv.form_limits);
+  srv.form_limits.max_fields = (size_t)cfg.max_form_fields;
 
   /* Signals are taken by this thread only (sigwait below); every thread started from
    * here on inherits the blocked mask. */
@@ -69,6 +77,25 @@ cmd_serve(int argc, char **argv)
   srv.threading.secret = store_reply_secret(srv.store);
   srv.threading.auto_limit = (int)cfg.auto_reply_limit;
   srv.threading.auto_window_minutes = (int)cfg.auto_reply_window_minutes;
+  if (sns_new(cfg.sns_cert_file, &srv.sns, &err) != IB_OK) {
+    fprintf(stderr, "inboxd: %s\n", err);
+    g_free(err);
+    store_close(srv.store);
+    config_free(&cfg);
+    return 66;
+  }
+  srv.ses_topics = g_new0(char *, cfg.ses_topic_arns->len + 1);
+  for (guint i = 0; i < cfg.ses_topic_arns->len; i++)
+    srv.ses_topics[i] = g_ptr_array_index(cfg.ses_topic_arns, i);
+  srv.adapters = (adapter_config){.mailgun_signing_key = cfg.mailgun_signing_key,
+                                  .sendgrid_verification_key = cfg.sendgrid_verification_key,
+                                  .mandrill_key = cfg.mandrill_key,
+                                  .mandrill_url = cfg.mandrill_url,
+                                  .ses_topic_arns = (const char *const *)srv.ses_topics,
+                                  .sns_cert = sns_cert,
+                                  .sns_cert_ctx = srv.sns,
+                                  .form_limits = &srv.form_limits,
+                                  .max_json_depth = (size_t)cfg.max_json_depth};
   srv.feed = feed_new(srv.store);
   store_on_commit(srv.store, feed_notify, srv.feed);
   unsigned port = 0;
@@ -78,6 +105,8 @@ cmd_serve(int argc, char **argv)
     fprintf(stderr, "inboxd: %s\n", err);
     g_free(err);
     feed_free(srv.feed);
+    sns_free(srv.sns);
+    g_free(srv.ses_topics);
     store_close(srv.store);
     config_free(&cfg);
     return 71;
@@ -108,6 +137,9 @@ cmd_serve(int argc, char **argv)
     log_warn("%u requests still open after %d ms; closing them", left, DRAIN_MS);
   http_stop(&srv);
   feed_free(srv.feed);
+  sns_drain(srv.sns, 2000);
+  sns_free(srv.sns);
+  g_free(srv.ses_topics);
   store_close(srv.store);
   log_info("stopped");
   config_free(&cfg);

@@ -6,7 +6,9 @@
 
 #include <pthread.h>
 
+#include "adapter.h"
 #include "config.h"
+#include "sns.h"
 #include "feed.h"
 #include "mime.h"
 #include "store.h"
@@ -20,6 +22,10 @@ struct ib_server {
   ib_feed *feed;
   mime_limits limits;
   thread_options threading;
+  adapter_config adapters;
+  form_limits form_limits;
+  char **ses_topics; /* NULL-terminated copy for adapters.ses_topic_arns */
+  ib_sns *sns;
 
   /* HTTP (http.c) */
   struct MHD_Daemon *daemon;

@@ -22,18 +22,77 @@ migration_number(const char *name)
   return (int)g_ascii_strtoll(base, NULL, 10);
 }
 
+/* The schema version: meta's "schema_version" row, 0 for a new database (no meta table). */
 static ib_status
-migrate(ib_db *db, const char *path, char **error_out)
+schema_version(ib_db *db, const char *path, int *version_out, char **error_out)
 {
-  sqlite3_stmt *st = db_stmt(db, "PRAGMA user_version");
-  if (!st || sqlite3_step(st) != SQLITE_ROW) {
+  static const char sql_table[] =
+      "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'";
+  static const char sql_version[] = "SELECT value FROM meta WHERE key = 'schema_version'";
+  *version_out = 0;
+  sqlite3_stmt *st = db_stmt(db, sql_table);
+  int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+  if (st)
+    sqlite3_reset(st);
+  if (rc == SQLITE_ROW) {
+    st = db_stmt(db, sql_version);
+    rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW)
+      *version_out = (int)g_ascii_strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10);
+    if (st)
+      sqlite3_reset(st);
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     *error_out = g_strdup_printf("cannot read the schema version of %s: %s", path,
                                  sqlite3_errmsg(db_handle(db)));
     return IB_ERR_STORAGE;
   }
-  int current = sqlite3_column_int(st, 0);
-  sqlite3_reset(st);
+  return IB_OK;
+}
 
+/* Apply one embedded migration file and record its number, in one transaction. The SQL is
+ * our own file, compiled in; nothing of it comes from input. */
+static ib_status
+apply_migration(ib_db *db, const ib_embedded_file *f, int n, char **error_out)
+{
+  static const char sql_record[] =
+      "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)";
+  char *err = NULL;
+  int rc = sqlite3_exec(db_handle(db), "BEGIN IMMEDIATE", NULL, NULL, &err);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db_handle(db), (const char *)f->data, NULL, NULL, &err);
+  if (rc == SQLITE_OK) {
+    sqlite3_stmt *st = db_stmt(db, sql_record);
+    char num[16];
+    g_snprintf(num, sizeof num, "%d", n);
+    if (st) {
+      sqlite3_bind_text(st, 1, num, -1, SQLITE_TRANSIENT);
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db_handle(db));
+      sqlite3_reset(st);
+    } else {
+      rc = SQLITE_ERROR;
+    }
+  }
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db_handle(db), "COMMIT", NULL, NULL, &err);
+  if (rc != SQLITE_OK) {
+    *error_out = g_strdup_printf("cannot apply migration %s: %s", f->name,
+                                 err ? err : sqlite3_errmsg(db_handle(db)));
+    sqlite3_free(err);
+    sqlite3_exec(db_handle(db), "ROLLBACK", NULL, NULL, NULL);
+    return db_status(rc) == IB_ERR_STORAGE ? IB_ERR_STORAGE : IB_ERR_INTERNAL;
+  }
+  log_info("applied migration %s", f->name);
+  return IB_OK;
+}
+
+static ib_status
+migrate(ib_db *db, const char *path, char **error_out)
+{
+  int current = 0;
+  ib_status st = schema_version(db, path, &current, error_out);
+  if (st != IB_OK)
+    return st;
   int newest = 0;
   for (const ib_embedded_file *f = ib_embedded_files; f->name; f++)
     if (g_str_has_prefix(f->name, "sqlite/") && g_str_has_suffix(f->name, ".sql"))
@@ -45,27 +104,14 @@ migrate(ib_db *db, const char *path, char **error_out)
     return IB_ERR_UNSUPPORTED;
   }
   /* ib_embedded_files is sorted by name, and names start with zero-padded numbers. */
-  for (const ib_embedded_file *f = ib_embedded_files; f->name; f++) {
+  for (const ib_embedded_file *f = ib_embedded_files; f->name && st == IB_OK; f++) {
     if (!g_str_has_prefix(f->name, "sqlite/") || !g_str_has_suffix(f->name, ".sql"))
       continue;
     int n = migration_number(f->name);
-    if (n <= current)
-      continue;
-    char *sql = g_strdup_printf("BEGIN IMMEDIATE;\n%s\nPRAGMA user_version = %d;\nCOMMIT;",
-                                (const char *)f->data, n);
-    char *err = NULL;
-    int rc = sqlite3_exec(db_handle(db), sql, NULL, NULL, &err);
-    g_free(sql);
-    if (rc != SQLITE_OK) {
-      *error_out = g_strdup_printf("cannot apply migration %s to %s: %s", f->name, path,
-                                   err ? err : sqlite3_errstr(rc));
-      sqlite3_free(err);
-      sqlite3_exec(db_handle(db), "ROLLBACK", NULL, NULL, NULL);
-      return db_status(rc) == IB_ERR_STORAGE ? IB_ERR_STORAGE : IB_ERR_INTERNAL;
-    }
-    log_info("applied migration %s", f->name);
+    if (n > current)
+      st = apply_migration(db, f, n, error_out);
   }
-  return IB_OK;
+  return st;
 }
 
 /* ---- Writer thread ----------------------------------------------------------------- */
@@ -428,13 +474,13 @@ ib_status
 store_find_duplicate(ib_tx *tx, const ib_message *m, const char *event_id,
                      store_msg_ref *ref_out)
 {
-  static const char by_content[] =
+  static const char sql_by_content[] =
       "SELECT id, ticket_id, classification FROM messages "
       "WHERE rfc_message_id = ?1 AND raw_sha256 = ?2 AND envelope_to = ?3";
-  static const char by_event[] = "SELECT id, ticket_id, classification FROM messages "
+  static const char sql_by_event[] = "SELECT id, ticket_id, classification FROM messages "
                                  "WHERE provider = ?1 AND event_id = ?2";
   char *env = envelope_key(m);
-  sqlite3_stmt *st = db_stmt(tx->db, by_content);
+  sqlite3_stmt *st = db_stmt(tx->db, sql_by_content);
   ib_status result = IB_ERR_NOT_FOUND;
   if (!st) {
     result = IB_ERR_INTERNAL;
@@ -448,7 +494,7 @@ store_find_duplicate(ib_tx *tx, const ib_message *m, const char *event_id,
     if (rc != SQLITE_DONE)
       goto failed;
     sqlite3_reset(st);
-    st = db_stmt(tx->db, by_event);
+    st = db_stmt(tx->db, sql_by_event);
     if (!st) {
       result = IB_ERR_INTERNAL;
       goto done;

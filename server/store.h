@@ -102,6 +102,12 @@ ib_status store_update_ticket(ib_tx *tx, int64_t id, const char *status, const c
  * change feed. MESSAGE_ID may be 0. */
 ib_status store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_id);
 
+/* Remember PROVIDER's replay TOKEN until EXPIRES (unix seconds). IB_OK when it was new,
+ * IB_ERR_CONFLICT when it was seen before and has not expired. Expired tokens are
+ * deleted on the way. */
+ib_status store_replay_check(ib_tx *tx, const char *provider, const char *token,
+                             int64_t expires);
+
 /* ---- Conversations (store_conversation.c; inside a job unless said otherwise) ---- */
 
 /* The secret of signed reply addresses (hex), generated once per database. Borrowed for

@@ -234,3 +234,28 @@ store_suppressions(ib_store *s, json_t **doc_out)
   *doc_out = json_pack("{s:o}", "suppressions", list);
   return IB_OK;
 }
+
+ib_status
+store_replay_check(ib_tx *tx, const char *provider, const char *token, int64_t expires)
+{
+  static const char sql_purge[] = "DELETE FROM replay_tokens WHERE expires_at < ?1";
+  static const char sql_insert[] =
+      "INSERT INTO replay_tokens (provider, token, expires_at) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT DO NOTHING";
+  sqlite3_stmt *st = db_stmt(tx->db, sql_purge);
+  if (!st)
+    return IB_ERR_INTERNAL;
+  sqlite3_bind_int64(st, 1, g_get_real_time() / G_USEC_PER_SEC);
+  ib_status rc = store_step_done(tx->db, st, "purge replay tokens");
+  if (rc != IB_OK)
+    return rc;
+  st = db_stmt(tx->db, sql_insert);
+  if (!st)
+    return IB_ERR_INTERNAL;
+  sqlite3_bind_text(st, 1, provider, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, token, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, expires);
+  if ((rc = store_step_done(tx->db, st, "remember a replay token")) != IB_OK)
+    return rc;
+  return sqlite3_changes(db_handle(tx->db)) == 1 ? IB_OK : IB_ERR_CONFLICT;
+}

@@ -237,7 +237,9 @@ def test_env_configuration_and_newer_schema_refused():
     import tempfile
     db = os.path.join(tempfile.mkdtemp(prefix="inboxd-newer-"), "newer.db")
     conn = sqlite3.connect(db)
-    conn.execute("PRAGMA user_version = 999")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '999')")
+    conn.commit()
     conn.close()
     out = subprocess.run([os.environ.get("INBOXD_BIN"), "serve", "--db", str(db), "--listen",
                           "127.0.0.1:0"], capture_output=True, timeout=30)

@@ -12,8 +12,8 @@ check_norm(const char *in, const char *want, int line)
   check_count++;
   if (strcmp(got, want) != 0) {
     check_failures++;
-    fprintf(stderr, "%s:%d: subject_normalize(\"%s\")\n  got:  \"%s\"\n  want: \"%s\"\n",
-            __FILE__, line, in ? in : "(null)", got, want);
+    fprintf(stderr, "%s:%d: subject_normalize(\"%s\")\n  got:  \"%s\"\n  want: \"%s\"\n", __FILE__,
+            line, in ? in : "(null)", got, want);
   }
   g_free(got);
 }
@@ -121,8 +121,12 @@ test_whitespace_and_unicode(void)
   NORM("Re:", "");
   NORM("Re: [EXT]", "");
   NORM("Printer\tbroken\r\n again", "Printer broken again");
-  NORM("Printer\xc2\xa0\xc2\xa0" "broken", "Printer broken");
-  NORM("Printer\xe3\x80\x80" "broken", "Printer broken");
+  NORM("Printer\xc2\xa0\xc2\xa0"
+       "broken",
+       "Printer broken");
+  NORM("Printer\xe3\x80\x80"
+       "broken",
+       "Printer broken");
   /* Decomposed é (e + U+0301) comes out composed (NFC). */
   NORM("Re: Cafe\xcc\x81", "Caf\xc3\xa9");
   /* Invalid UTF-8 is repaired, never passed on. */
@@ -182,6 +186,30 @@ test_has_reply_prefix(void)
   CHECK_INT(subject_has_reply_prefix(NULL), 0);
 }
 
+/* Subjects of 64 KiB made of tags, ticket-tag starts and prefixes stay fast. */
+static void
+test_hostile(void)
+{
+  static const char *const units[] = {"[a]", "[#", "[", "Re:", "回复：", "\xc2\xa0"};
+  gint64 t0 = g_get_monotonic_time();
+  for (size_t u = 0; u < G_N_ELEMENTS(units); u++) {
+    GString *s = g_string_new(NULL);
+    while (s->len < 64 * 1024)
+      g_string_append(s, units[u]);
+    g_string_append(s, " tail");
+    char *n = subject_normalize(s->str);
+    CHECK(g_utf8_validate(n, -1, NULL));
+    g_free(n);
+    long long t;
+    subject_ticket_tag(s->str, &t);
+    subject_has_reply_prefix(s->str);
+    g_string_free(s, TRUE);
+  }
+  gint64 ms = (g_get_monotonic_time() - t0) / 1000;
+  fprintf(stderr, "hostile subjects in %lld ms\n", (long long)ms);
+  CHECK(ms < 3000);
+}
+
 int
 main(void)
 {
@@ -192,5 +220,6 @@ main(void)
   test_whitespace_and_unicode();
   test_ticket_tag();
   test_has_reply_prefix();
+  test_hostile();
   return check_done();
 }

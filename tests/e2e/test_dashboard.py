@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Issue 6 end to end: API tokens, filters, full-text search, cursor paging while mail
+arrives, PATCH, ETags, the long-poll and SSE change feed, CORS."""
+import json
+import socket
+import threading
+import time
+
+from inboxd_test import Server, check, check_eq, make_mail, run, validate
+
+
+def test_api_tokens_read_only_and_read_write():
+    with Server("--api-token", "rw-secret", "--api-token", "ro-secret:ro") as srv:
+        srv.ingest(make_mail())
+        r = srv.get("/api/tickets")
+        check_eq(r.status, 401)
+        check_eq(r.json()["error"]["code"], "unauthorized")
+        check(r.header("www-authenticate").startswith("Bearer"), r.headers)
+        check_eq(srv.get("/api/tickets", headers={"Authorization": "Bearer wrong"}).status, 401)
+        check_eq(srv.get("/api/tickets", headers={"Authorization": "Bearer rw-secre"}).status, 401)
+        check_eq(srv.get("/api/tickets", headers={"Authorization": "Bearer ro-secret:ro"}).status,
+                 401)
+        for tok in ("rw-secret", "ro-secret"):
+            check_eq(srv.get("/api/tickets", headers={"Authorization": f"Bearer {tok}"}).status, 200)
+        patch = json.dumps({"status": "closed"})
+        h = {"Content-Type": "application/json"}
+        r = srv.request("PATCH", "/api/tickets/1", body=patch,
+                        headers=dict(h, Authorization="Bearer ro-secret"))
+        check_eq(r.status, 403)
+        r = srv.request("PATCH", "/api/tickets/1", body=patch,
+                        headers=dict(h, Authorization="Bearer rw-secret"))
+        check_eq(r.status, 200, r)
+        # Ingress and health are not behind the API token.
+        check_eq(srv.get("/healthz").status, 200)
+        check_eq(srv.post_raw(make_mail()).status, 200)
+
+
+def test_patch_validation_and_event():
+    with Server() as srv:
+        t = srv.ingest(make_mail())["ticket_id"]
+        h = {"Content-Type": "application/json"}
+
+        def patch(body, ct="application/json"):
+            return srv.request("PATCH", f"/api/tickets/{t}", body=body,
+                               headers={"Content-Type": ct})
+        for body, code in [('{"status":"done"}', "invalid_status"),
+                           ('{"status":3}', "invalid_status"),
+                           ('{"tags":"vip"}', "invalid_tags"),
+                           ('{"tags":[""]}', "invalid_tags"),
+                           ('{"tags":[" x"]}', "invalid_tags"),
+                           ('{"tags":["' + "x" * 65 + '"]}', "invalid_tags"),
+                           ('{"subject":"x"}', "unknown_field"),
+                           ('{}', "empty_patch"),
+                           ('[1]', "invalid_json"),
+                           ('{"status":', "invalid_json")]:
+            r = patch(body)
+            check_eq(r.status, 400, body)
+            check_eq(r.json()["error"]["code"], code, body)
+        check_eq(patch('{"status":"closed"}', ct="text/plain").status, 415)
+        check_eq(srv.request("PATCH", "/api/tickets/999", body='{"status":"closed"}',
+                             headers=h).status, 404)
+        r = patch('{"status":"pending","tags":["vip","billing","vip"]}')
+        check_eq(r.status, 200, r)
+        doc = r.json()
+        validate(doc["ticket"], "ticket")
+        check_eq(doc["ticket"]["status"], "pending")
+        check_eq(doc["ticket"]["tags"], ["vip", "billing"])
+        check_eq(doc["changed"], True)
+        check_eq(patch('{"status":"pending"}').json()["changed"], False, "no-op patch")
+        types = [e["type"] for e in srv.get_json("/api/events")["events"]]
+        check_eq(types, ["ticket.created", "message.created", "ticket.updated"])
+        check_eq([x["id"] for x in srv.get_json("/api/tickets?tag=vip")["tickets"]], [t])
+        check_eq(srv.get_json("/api/tickets?tag=other")["tickets"], [])
+        check_eq(srv.get_json("/api/tickets?status=pending")["tickets"][0]["id"], t)
+
+
+def test_etags_and_304():
+    with Server() as srv:
+        reply = srv.ingest(make_mail())
+        for path in ["/api/tickets", f"/api/tickets/{reply['ticket_id']}",
+                     f"/api/messages/{reply['message_id']}", "/api/events?after=0"]:
+            r = srv.get(path)
+            etag = r.header("etag")
+            check(etag and etag.startswith('"'), f"{path}: {r.headers}")
+            r2 = srv.get(path, headers={"If-None-Match": etag})
+            check_eq(r2.status, 304, path)
+            check_eq(r2.body, b"")
+            check_eq(srv.get(path, headers={"If-None-Match": '"other"'}).status, 200)
+            check_eq(srv.get(path, headers={"If-None-Match": f'W/{etag}, "x"'}).status, 304)
+        t = f"/api/tickets/{reply['ticket_id']}"
+        etag = srv.get(t).header("etag")
+        srv.request("PATCH", t, body='{"tags":["x"]}', headers={"Content-Type": "application/json"})
+        check_eq(srv.get(t, headers={"If-None-Match": etag}).status, 200, "changed ticket, new ETag")
+
+
+def test_search_words_prefixes_phrases_and_folding():
+    with Server() as srv:
+        tr = srv.ingest(make_mail(subject="Fatura hakkında şikayet",
+                                  frm="Çağlar Öztürk <caglar@example.com.tr>",
+                                  body="Merhaba, faturamda yanlış bir ücret var. Yazıcı da bozuk.\n"))
+        de = srv.ingest(make_mail(subject="Rückerstattung für Bestellung",
+                                  frm="Jürgen Groß <juergen@example.de>",
+                                  body="Die Straße ist falsch und die Lieferung kam nie an.\n"))
+        en = srv.ingest(make_mail(subject="Printer broken", frm="bob@example.net",
+                                  body="The printer makes a grinding noise.\n"))
+
+        def find(q):
+            from urllib.parse import quote
+            return sorted(t["id"] for t in srv.get_json(f"/api/tickets?q={quote(q)}")["tickets"])
+        check_eq(find("sikayet"), [tr["ticket_id"]], "diacritics folded")
+        check_eq(find("şikayet"), [tr["ticket_id"]])
+        check_eq(find("ŞİKAYET"), [tr["ticket_id"]], "Turkish capitals")
+        check_eq(find("yazici"), [tr["ticket_id"]], "dotless ı folded")
+        check_eq(find("caglar"), [tr["ticket_id"]], "sender names")
+        check_eq(find("ozturk"), [tr["ticket_id"]])
+        check_eq(find("rueckerstattung"), [], "no umlaut transliteration")
+        check_eq(find("ruckerstattung"), [de["ticket_id"]])
+        check_eq(find("strasse"), [de["ticket_id"]], "ß folds to ss")
+        check_eq(find("Groß"), [de["ticket_id"]])
+        check_eq(find("lieferung kam"), [de["ticket_id"]], "words are ANDed")
+        check_eq(find('"kam nie an"'), [de["ticket_id"]], "phrase")
+        check_eq(find('"nie kam"'), [], "phrase order matters")
+        check_eq(find("print*"), [en["ticket_id"]], "prefix")
+        check_eq(find("print"), [], "no implicit prefix")
+        check_eq(find("grinding OR noise AND NOT"), [], "operators are words, never syntax")
+        check_eq(find('fatura" ) ( NEAR'), [], "no FTS5 syntax errors from user input")
+        r = srv.get("/api/tickets?q=%22%22")
+        check_eq(r.status, 400)
+
+
+def test_cursor_paging_stable_while_mail_arrives():
+    with Server() as srv:
+        ids = [srv.ingest(make_mail(subject=f"old {i}"))["ticket_id"] for i in range(9)]
+        seen = []
+        page = srv.get_json("/api/tickets?limit=4")
+        seen += [t["id"] for t in page["tickets"]]
+        n = 0
+        while page["next_cursor"]:
+            srv.ingest(make_mail(subject=f"new {n}"))  # new activity between pages
+            n += 1
+            page = srv.get_json(f"/api/tickets?limit=4&cursor={page['next_cursor']}")
+            seen += [t["id"] for t in page["tickets"]]
+        check_eq(len(seen), len(set(seen)), "no duplicates")
+        check_eq(sorted(seen), sorted(ids), "every ticket that existed is seen exactly once")
+
+
+def test_updated_since():
+    with Server() as srv:
+        srv.ingest(make_mail(subject="a"))
+        time.sleep(0.05)
+        mark = srv.get_json("/api/events")["events"][-1]["at"]
+        time.sleep(0.05)
+        b = srv.ingest(make_mail(subject="b"))
+        check_eq([t["id"] for t in srv.get_json(f"/api/tickets?updated_since={mark}")["tickets"]],
+                 [b["ticket_id"]])
+        check_eq(srv.get("/api/tickets?updated_since=yesterday").status, 400)
+
+
+def test_long_poll_wakes_on_commit():
+    with Server() as srv:
+        last = srv.get_json("/api/events")["last_seq"]
+        t0 = time.time()
+        empty = srv.get_json(f"/api/events?after={last}&wait=1")
+        check_eq(empty["events"], [])
+        check(0.9 <= time.time() - t0 < 5, "returns empty after wait")
+        result = {}
+
+        def poll():
+            t = time.time()
+            result["doc"] = srv.get_json(f"/api/events?after={last}&wait=30")
+            result["woke"] = time.time()
+        th = threading.Thread(target=poll)
+        th.start()
+        time.sleep(0.3)
+        posted = time.time()
+        reply = srv.ingest(make_mail())
+        acked = time.time()
+        th.join(10)
+        check(not th.is_alive(), "long poll did not wake")
+        evs = result["doc"]["events"]
+        check_eq([e["type"] for e in evs], ["ticket.created", "message.created"])
+        check_eq(evs[-1]["message_id"], reply["message_id"])
+        check(result["woke"] - acked < 1.0, f"woke {result['woke'] - acked:.3f}s after the ack")
+        check_eq(srv.get("/api/events?wait=301").status, 400)
+
+
+def test_many_waiting_clients_and_shutdown():
+    with Server() as srv:
+        last = srv.get_json("/api/events")["last_seq"]
+        socks = []
+        for _ in range(200):
+            s = srv.raw_socket()
+            s.sendall(f"GET /api/events?after={last}&wait=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            socks.append(s)
+        time.sleep(0.5)
+        srv.ingest(make_mail())
+        from inboxd_test import read_http_response
+        woke = 0
+        for s in socks:
+            r = read_http_response(s)
+            if r.status == 200 and len(json.loads(r.body)["events"]) == 2:
+                woke += 1
+            s.close()
+        check_eq(woke, 200, "every waiting client got the events")
+        # Waiting clients do not hold up a shutdown.
+        s = srv.raw_socket()
+        s.sendall(b"GET /api/events?after=999999&wait=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        t0 = time.time()
+        check_eq(srv.stop(), 0)
+        check(time.time() - t0 < 5, "shutdown answered the long poll")
+        s.close()
+
+
+def test_server_sent_events_with_resume():
+    with Server() as srv:
+        a = srv.ingest(make_mail())
+        s = srv.raw_socket()
+        s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                  b"Last-Event-ID: 1\r\n\r\n")
+        buf = b""
+        deadline = time.time() + 10
+
+        def read_until(pred):
+            nonlocal buf
+            while not pred(buf) and time.time() < deadline:
+                s.settimeout(max(0.1, deadline - time.time()))
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        read_until(lambda b: b"id: 2" in b)
+        check(b"text/event-stream" in buf, buf[:300])
+        check(b"id: 1\n" not in buf, "Last-Event-ID resumes after 1")
+        check(b"event: message.created" in buf)
+        b2 = srv.ingest(make_mail())
+        read_until(lambda b: b"id: 4" in b)
+        check(b'"message_id":%d' % b2["message_id"] in buf, buf[-400:])
+        s.close()
+
+
+def test_cors():
+    with Server("--cors-origin", "https://dash.example.com") as srv:
+        r = srv.request("OPTIONS", "/api/tickets/1", headers={
+            "Origin": "https://dash.example.com", "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization,content-type"})
+        check_eq(r.status, 204)
+        check_eq(r.header("access-control-allow-origin"), "https://dash.example.com")
+        check("PATCH" in r.header("access-control-allow-methods"))
+        check("Authorization" in r.header("access-control-allow-headers"))
+        r = srv.get("/api/tickets", headers={"Origin": "https://dash.example.com"})
+        check_eq(r.header("access-control-allow-origin"), "https://dash.example.com")
+        check("ETag" in r.header("access-control-expose-headers"))
+        r = srv.get("/api/tickets", headers={"Origin": "https://evil.example"})
+        check_eq(r.header("access-control-allow-origin"), None)
+        r = srv.request("OPTIONS", "/api/tickets", headers={"Origin": "https://evil.example"})
+        check_eq(r.header("access-control-allow-origin"), None)
+
+
+def test_web_view_is_served_with_strict_csp():
+    with Server() as srv:
+        r = srv.get("/")
+        check_eq(r.status, 200)
+        check(r.header("content-type").startswith("text/html"))
+        csp = r.header("content-security-policy")
+        check("default-src 'none'" in csp and "script-src 'self'" in csp, csp)
+        check("unsafe-inline" not in csp and "unsafe-eval" not in csp, csp)
+        check_eq(srv.get("/static/../../etc/passwd").status, 404)
+        check_eq(srv.get("/static/nope.js").status, 404)
+
+
+if __name__ == "__main__":
+    run(globals())
