@@ -355,11 +355,15 @@ async function checkList(s, srv, token, query = '') {
 // a machine sent it, with the stripped text.
 async function checkThread(s, srv, token, ticketId) {
   const api = await getJson(srv, `/api/tickets/${ticketId}`, token);
-  await until(async () => (await bubbles(s.page)).length === api.messages.length,
-    `${api.messages.length} bubbles in ticket ${ticketId}`);
+  // The same ids, not just as many: the previous ticket's bubbles may still be shown.
+  const want = JSON.stringify(api.messages.map((m) => m.id));
+  await until(async () => JSON.stringify((await bubbles(s.page)).map((b) => b.id)) === want
+    && (await s.page.locator('#thread-title').textContent()) === (api.ticket.subject || '(no subject)'),
+  `the bubbles ${want} of ticket ${ticketId}`);
   const shown = await bubbles(s.page);
   assert.equal(await s.page.locator('#thread-title').textContent(), api.ticket.subject || '(no subject)');
-  assert.equal(await s.page.locator('#ticket-status').inputValue(), api.ticket.status);
+  await until(async () => (await s.page.locator('#ticket-status').inputValue()) === api.ticket.status,
+    `the status menu at ${api.ticket.status}`);
   api.messages.forEach((m, i) => {
     const b = shown[i];
     assert.equal(b.id, m.id, 'oldest first');
@@ -367,8 +371,8 @@ async function checkThread(s, srv, token, ticketId) {
     const machine = ['auto_reply', 'bounce', 'complaint'].includes(m.classification);
     assert.equal(b.machine, machine, `message ${m.id} (${m.classification}) marked as machine mail or not`);
     if (machine) assert.ok(b.badge, 'a visible badge on machine mail');
-    const want = (m.stripped_text || '').trim() || (m.text || '').trim();
-    if (want) assert.equal(b.text.trim(), want, `message ${m.id} shows its stripped text`);
+    const text = (m.stripped_text || '').trim() || (m.text || '').trim();
+    if (text) assert.equal(b.text.trim(), text, `message ${m.id} shows its stripped text`);
     if (m.from && m.from.address) assert.ok(b.head.includes(m.from.name || m.from.address), 'the sender is shown');
   });
   const ins = shown.filter((b) => b.direction === 'inbound');
@@ -635,8 +639,11 @@ test('web view without a token: list, search, thread, HTML view, reply, live by 
       if (id === ids.printer.ticket_id) continue;
       await s.page.goto(`${srv.url}/#ticket=${id}`);
       await checkThread(s, srv, undefined, id);
-      for (const btn of await s.page.getByRole('button', { name: 'Show formatted' }).all()) await btn.click();
-      await s.page.waitForTimeout(150);
+      // Open every HTML view (a clicked button is renamed "Hide formatted").
+      const show = s.page.getByRole('button', { name: 'Show formatted' });
+      for (let n = await show.count(); n > 0; n = await show.count()) await show.first().click();
+      await until(async () => (await s.page.locator('iframe.mail-frame').count())
+        === (await getJson(srv, `/api/tickets/${id}`)).messages.filter((m) => m.html).length, 'every HTML view');
     }
     if (fixtureTickets.size) await s.shot('plain-fixture.png');
     await checkNoViolations(s);
