@@ -759,7 +759,7 @@ function onEvent(ev) {
     if (state.dirtyList) loadList();
     if (state.dirtyThread && state.ticketId) openTicket(state.ticketId, { live: true });
     state.dirtyList = state.dirtyThread = false;
-  }, 120);
+  }, 50); // one refresh for a burst of events
 }
 
 const sleep = (ms, signal) => new Promise((resolve) => {
