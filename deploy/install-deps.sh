@@ -7,10 +7,15 @@ set -eu
 BUILD="build-essential cmake pkg-config libgmime-3.0-dev libmicrohttpd-dev libjansson-dev
 libsqlite3-dev libcurl4-openssl-dev libglib2.0-dev libxml2-dev libytnef0-dev libssl-dev"
 TEST="python3 python3-jsonschema clang libclang-rt-14-dev llvm openssl sqlite3 curl
-valgrind procps"
+valgrind procps chromium fonts-dejavu-core"
 
 pkgs="$BUILD"
-[ "${1:-}" = "--test" ] && pkgs="$BUILD $TEST"
+if [ "${1:-}" = "--test" ]; then
+  pkgs="$BUILD $TEST"
+  # The browser test (tests/browser) runs on Node with npm; Debian's only when none is on PATH.
+  command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+  command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+fi
 
 missing=""
 for p in $pkgs; do

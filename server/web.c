@@ -8,10 +8,14 @@
 
 /* Scripts and styles from this origin only, no inline code, no plugins, no remote
  * anything; email HTML goes into sandboxed srcdoc frames, which inherit this policy, so
- * remote images in mail are blocked too (privacy). */
-#define WEB_CSP                                                                              \
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "    \
-  "connect-src 'self'; frame-src 'self'; font-src 'self'; form-action 'none'; "              \
+ * remote images in mail are blocked too (privacy). style-src also allows data: for the one
+ * reason that a mail's own CSS (inline style="" and <style>, which this policy refuses)
+ * reaches its sandboxed frame as a data: stylesheet built by app.js: the frame's opaque
+ * origin cannot load this page's blob: URLs. Remote loads stay blocked (img-src, font-src),
+ * so such CSS cannot call home. */
+#define WEB_CSP                                                                                    \
+  "default-src 'none'; script-src 'self'; style-src 'self' data:; img-src 'self' data: blob:; "    \
+  "connect-src 'self'; frame-src 'self'; font-src 'self'; form-action 'none'; "                    \
   "base-uri 'none'; frame-ancestors 'none'"
 
 static const char *
