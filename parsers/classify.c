@@ -89,7 +89,9 @@ header_token(const ib_message *msg, const char *name)
 
 typedef struct body {
   char *text;   /* at most BODY_SCAN_BYTES of msg->text (or text of msg->html) */
-  char **lines; /* split at LF, CR removed */
+  char *lower;  /* TEXT with ASCII letters lower-cased, for phrase search */
+  char *split;  /* TEXT with each line end replaced by NUL; LINES point into it */
+  char **lines; /* the lines, CR removed, NULL-terminated */
   guint n;
 } body;
 
@@ -98,33 +100,58 @@ body_load(const ib_message *msg, body *b)
 {
   memset(b, 0, sizeof *b);
   if (msg->text)
-    b->text = g_strndup(msg->text, BODY_SCAN_BYTES);
+    b->text = g_strndup(msg->text, strnlen(msg->text, BODY_SCAN_BYTES));
   else if (msg->html)
-    b->text = html2text(msg->html, MIN(strlen(msg->html), (size_t)BODY_SCAN_BYTES * 4));
+    b->text = html2text(msg->html, strnlen(msg->html, (size_t)BODY_SCAN_BYTES * 4));
   else
     b->text = g_strdup("");
-  /* Split by hand: g_strsplit calls strstr once per line, which sanitizer builds make
-   * quadratic (their strstr measures the whole rest of the text each time). */
-  GPtrArray *lines = g_ptr_array_new();
-  for (const char *p = b->text;;) {
-    const char *eol = strchr(p, '\n');
-    size_t len = eol ? (size_t)(eol - p) : strlen(p);
-    if (len && p[len - 1] == '\r') len--;
-    g_ptr_array_add(lines, g_strndup(p, len));
-    if (!eol) break;
+  /* One copy cut into lines in place, and one array of pointers: no allocation per line.
+   * (g_strsplit would also call strstr once per line, which sanitizer builds make
+   * quadratic: their strstr measures the whole rest of the text each time.) */
+  b->lower = g_ascii_strdown(b->text, -1);
+  b->split = g_strdup(b->text);
+  guint count = 1;
+  for (const char *p = b->split; *p; p++)
+    count += *p == '\n';
+  b->lines = g_new(char *, count + 1);
+  char *p = b->split;
+  for (;;) {
+    char *eol = strchr(p, '\n');
+    if (eol)
+      *eol = '\0';
+    size_t len = strlen(p);
+    if (len && p[len - 1] == '\r')
+      p[len - 1] = '\0';
+    b->lines[b->n++] = p;
+    if (!eol)
+      break;
     p = eol + 1;
   }
-  b->n = lines->len;
-  g_ptr_array_add(lines, NULL);
-  b->lines = (char **)g_ptr_array_free(lines, FALSE);
+  b->lines[b->n] = NULL;
 }
 
 static void
 body_clear(body *b)
 {
   g_free(b->text);
-  g_strfreev(b->lines);
+  g_free(b->lower);
+  g_free(b->split);
+  g_free(b->lines);
   memset(b, 0, sizeof *b);
+}
+
+/* 1 when PHRASE occurs in the body, ASCII case-insensitively (as strcasestr in the C
+ * locale), lower-casing the body once rather than once per phrase. */
+static int
+body_has(const body *b, const char *phrase)
+{
+  char buf[256];
+  size_t n = strlen(phrase);
+  if (n >= sizeof buf)
+    return strcasestr(b->text, phrase) != NULL;
+  for (size_t i = 0; i <= n; i++)
+    buf[i] = g_ascii_tolower(phrase[i]);
+  return strstr(b->lower, buf) != NULL;
 }
 
 static int
@@ -158,7 +185,7 @@ static int
 body_contains(const body *b, const char *const *phrases)
 {
   for (const char *const *p = phrases; *p; p++)
-    if (strcasestr(b->text, *p)) return 1;
+    if (body_has(b, *p)) return 1;
   return 0;
 }
 
@@ -306,7 +333,7 @@ body_has_signature(const body *b)
     if (*t == '>') return 0;
     for (size_t s = 0; s < G_N_ELEMENTS(signatures); s++)
       if (starts_ci(t, signatures[s].opening) &&
-          (!signatures[s].second || strcasestr(b->text, signatures[s].second)))
+          (!signatures[s].second || body_has(b, signatures[s].second)))
         return 1;
   }
   return 0;

@@ -16,6 +16,8 @@
  * re-encodes it and can loop on crafted parameters before GMime 3.2.15. */
 #include "mime.h"
 
+#include "hash.h"
+
 #include <gmime/gmime.h>
 #include <libxml/parser.h>
 #include <stdarg.h>
@@ -1061,9 +1063,9 @@ add_attachment(ctx *c, GMimeObject *obj, char *filename, const char *content_typ
       a->disposition = IB_DISP_INLINE;
   }
   a->size = size;
-  char *sum = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, data);
-  g_strlcpy(a->sha256, sum, sizeof a->sha256);
-  g_free(sum);
+  gsize data_len = 0;
+  const void *bytes = g_bytes_get_data(data, &data_len);
+  hash_sha256_hex(bytes, data_len, a->sha256);
   a->data = data;
   g_ptr_array_add(m->attachments, a);
 }
@@ -1405,9 +1407,7 @@ mime_parse(const char *raw, size_t len, const mime_limits *limits, ib_message **
   if (!raw || len == 0)
     goto done;
   m = ib_message_new();
-  char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)raw, len);
-  g_strlcpy(m->raw_sha256, sum, sizeof m->raw_sha256);
-  g_free(sum);
+  hash_sha256_hex(raw, len, m->raw_sha256);
 
   st = repair_input(raw, len, m, &rb);
   if (st != IB_OK)

@@ -337,6 +337,7 @@ typedef struct ticket_patch {
   char *status;
   char *tags_json;
   int changed;
+  ib_status stored;
 } ticket_patch;
 
 static void
@@ -358,12 +359,21 @@ patch_job(ib_tx *tx, void *arg)
   return st;
 }
 
-/* Writer thread, after the commit: answer with the ticket as it now is. */
+/* Writer thread, after the commit. */
 static void
 patch_done(void *arg, ib_status st)
 {
   ib_request *r = arg;
+  ((ticket_patch *)request_data(r))->stored = st;
+  request_resume(r);
+}
+
+/* Back on the HTTP worker: answer with the ticket as it now is. */
+static void
+patch_reply(ib_request *r)
+{
   ticket_patch *tp = request_data(r);
+  ib_status st = tp->stored;
   json_t *doc = NULL;
   if (st == IB_OK)
     st = store_ticket_thread(request_server(r)->store, tp->id, &doc, NULL);
@@ -375,7 +385,6 @@ patch_done(void *arg, ib_status st)
   } else {
     reply_store_error(r, st, "ticket");
   }
-  request_resume(r);
 }
 
 /* Tags: strings of 1-64 printable characters, at most 50, duplicates dropped, order kept. */
@@ -456,7 +465,7 @@ handle_ticket_patch(ib_request *r)
   }
   json_decref(body);
   request_set_data(r, tp, ticket_patch_free);
-  request_defer(r);
+  request_defer_finish(r, patch_reply);
   store_submit(request_server(r)->store, patch_job, tp, patch_done, r);
   return;
 fail:

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "server.h"
 #include "spool.h"
@@ -41,6 +42,7 @@ struct ib_request {
   struct MHD_Response *response;
   void *data;
   GDestroyNotify data_free;
+  route_handler finish; /* request_defer_finish() */
 };
 
 /* ---- Request accessors ------------------------------------------------------------- */
@@ -237,9 +239,9 @@ request_reply_json(ib_request *r, unsigned status, json_t *doc)
   size_t len = strlen(text);
   char etag[40] = "";
   if (status == MHD_HTTP_OK && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
-    char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)text, len);
+    char sum[65];
+    hash_sha256_hex(text, len, sum);
     g_snprintf(etag, sizeof etag, "\"%.32s\"", sum);
-    g_free(sum);
     if (etag_matches(request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
       free(text);
       struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -396,6 +398,13 @@ void
 request_pause(ib_request *r)
 {
   MHD_suspend_connection(r->conn);
+}
+
+void
+request_defer_finish(ib_request *r, route_handler finish)
+{
+  r->finish = finish;
+  request_defer(r);
 }
 
 void
@@ -750,6 +759,14 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
      * nothing of it until MHD calls again after request_resume(). */
     if (r->state == REQ_DEFERRED)
       return MHD_YES;
+  }
+  if (r->state == REQ_DEFERRED && !r->response && r->finish) {
+    /* Resumed by request_defer_finish()'s other thread: build the reply here. */
+    route_handler finish = r->finish;
+    r->finish = NULL;
+    finish(r);
+    if (!r->response)
+      request_reply_status(r, IB_ERR_INTERNAL, "the server set no reply");
   }
   if (r->response)
     return queue_reply(r);

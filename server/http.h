@@ -122,4 +122,9 @@ void request_pause(ib_request *r);
 void request_defer(ib_request *r);
 void request_resume(ib_request *r);
 
+/* As request_defer(), but the other thread only records its outcome in the request's
+ * data and calls request_resume(); FINISH(R) then builds the reply back on R's HTTP
+ * worker thread, keeping that work off the thread that resumed it (the store's writer). */
+void request_defer_finish(ib_request *r, route_handler finish);
+
 #endif

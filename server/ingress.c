@@ -17,6 +17,7 @@ typedef struct ingress_ctx {
   const char *provider;
   adapter_result res;
   pipeline_batch *batch;
+  ib_status stored; /* the writer's verdict */
 } ingress_ctx;
 
 static void
@@ -46,12 +47,22 @@ reply_failure(ib_request *r, adapter_result *res)
     log_warn("%s: %s", res->provider ? res->provider : "ingress", res->note);
 }
 
-/* Writer thread: the batch is committed (or not). Reply, then resume as the last use of R. */
+/* Writer thread: the batch is committed (or not). Record it and resume; reply() runs back
+ * on the HTTP worker. */
 static void
 on_stored(void *arg, ib_status st)
 {
   ib_request *r = arg;
   ingress_ctx *ic = request_data(r);
+  ic->stored = st;
+  request_resume(r);
+}
+
+static void
+reply(ib_request *r)
+{
+  ingress_ctx *ic = request_data(r);
+  ib_status st = ic->stored;
   if (st == IB_OK) {
     for (guint i = 0; i < pipeline_count(ic->batch); i++)
       metrics_add(pipeline_result_at(ic->batch, i)->duplicate ? METRIC_INGEST_DUPLICATES
@@ -67,7 +78,6 @@ on_stored(void *arg, ib_status st)
                           "the message was not stored (%s); retry later", ib_status_str(st));
     reply_failure(r, &ic->res);
   }
-  request_resume(r);
 }
 
 /* The URL as the provider called it (Mandrill signs it when --mandrill-url is unset). */
@@ -136,6 +146,6 @@ ingress_provider(ib_request *r)
   }
   if (ic->res.replay_token)
     pipeline_set_replay(ic->batch, provider, ic->res.replay_token, ic->res.replay_expires);
-  request_defer(r);
+  request_defer_finish(r, reply);
   pipeline_submit(srv->store, &srv->threading, ic->batch, on_stored, r);
 }

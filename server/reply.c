@@ -26,6 +26,7 @@ typedef struct agent_reply {
   /* results */
   int64_t message_id;
   json_t *send_headers;
+  ib_status stored;
 } agent_reply;
 
 static void
@@ -145,6 +146,7 @@ reply_job(ib_tx *tx, void *arg)
     goto done;
 
   char *mid = g_strdup_printf("<%s>", message_id);
+  json_decref(a->send_headers);
   a->send_headers = json_pack("{s:s, s:o, s:s, s:s}", "From", a->from, "To",
                               to ? json_string(to) : json_null(), "Subject", subject,
                               "Message-ID", mid);
@@ -176,11 +178,21 @@ done:
   return st;
 }
 
+/* Writer thread, after the commit. */
 static void
 reply_done(void *arg, ib_status st)
 {
   ib_request *r = arg;
+  ((agent_reply *)request_data(r))->stored = st;
+  request_resume(r);
+}
+
+/* Back on the HTTP worker: answer with the stored message. */
+static void
+reply_finish(ib_request *r)
+{
   agent_reply *a = request_data(r);
+  ib_status st = a->stored;
   json_t *doc = NULL;
   if (st == IB_OK)
     st = store_message(a->srv->store, a->message_id, &doc);
@@ -195,7 +207,6 @@ reply_done(void *arg, ib_status st)
   } else {
     request_reply_status(r, st, "the reply was not recorded; retry");
   }
-  request_resume(r);
 }
 
 /* A string field of BODY: NULL when absent; *BAD set when present but not a string. */
@@ -269,7 +280,7 @@ api_post_message(ib_request *r)
   a->html = g_strdup(html);
   a->status = g_strdup(status);
   request_set_data(r, a, agent_reply_free);
-  request_defer(r);
+  request_defer_finish(r, reply_finish);
   store_submit(a->srv->store, reply_job, a, reply_done, r);
 done:
   if (list)

@@ -128,27 +128,108 @@ finish_jobs(GPtrArray *batch)
   g_ptr_array_set_size(batch, 0);
 }
 
+/* What store_prepare() computes off the writer thread. */
+struct store_prepared {
+  char *envelope_key;
+  char *snippet;
+  char *doc_text; /* the document without classification, thread_reason, created_at */
+  char *fts_subject, *fts_body, *fts_names;
+};
+
+typedef struct search_row {
+  int64_t id;
+  char *subject, *body, *names;
+} search_row;
+
+static void
+search_row_free(gpointer p)
+{
+  search_row *r = p;
+  g_free(r->subject);
+  g_free(r->body);
+  g_free(r->names);
+  g_free(r);
+}
+
+/* Queue the message for the full-text index (text folded by store_prepare()); the rows
+ * are written once the group's jobs are done (write_search_rows). */
+static ib_status
+index_message(ib_tx *tx, int64_t id, const store_prepared *p)
+{
+  search_row *r = g_new0(search_row, 1);
+  r->id = id;
+  r->subject = g_strdup(p->fts_subject);
+  r->body = g_strdup(p->fts_body);
+  r->names = g_strdup(p->fts_names);
+  g_ptr_array_add(tx->search, r);
+  return IB_OK;
+}
+
+static ib_status
+write_search_rows(ib_tx *tx)
+{
+  static const char sql[] =
+      "INSERT INTO message_search (rowid, subject, body, names) VALUES (?1, ?2, ?3, ?4)";
+  for (guint i = 0; i < tx->search->len; i++) {
+    const search_row *r = g_ptr_array_index(tx->search, i);
+    sqlite3_stmt *st = db_stmt(tx->db, sql);
+    if (!st)
+      return IB_ERR_INTERNAL;
+    sqlite3_bind_int64(st, 1, r->id);
+    sqlite3_bind_text(st, 2, r->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->body, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->names, -1, SQLITE_STATIC);
+    ib_status rc = store_step_done(tx->db, st, "index a message");
+    if (rc != IB_OK)
+      return rc;
+  }
+  return IB_OK;
+}
+
+/* Run the cached statement SQL (no bindings, no rows): BEGIN, SAVEPOINT and friends. */
+static int
+exec_cached(ib_db *db, const char *sql)
+{
+  sqlite3_stmt *st = db_stmt(db, sql);
+  if (!st)
+    return SQLITE_ERROR;
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_commit[] = "COMMIT";
+static const char sql_rollback[] = "ROLLBACK";
+static const char sql_savepoint[] = "SAVEPOINT job";
+static const char sql_release[] = "RELEASE job";
+static const char sql_rollback_to[] = "ROLLBACK TO job";
+
 static void
 run_batch(ib_store *s, GPtrArray *batch)
 {
   sqlite3 *h = db_handle(s->writer);
   ib_tx tx = {.store = s, .db = s->writer};
   clock_rfc3339(clock_now_ms(), tx.now, sizeof tx.now);
+  tx.search = g_ptr_array_new_with_free_func(search_row_free);
 
-  int rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  int rc = exec_cached(s->writer, sql_begin);
   if (rc != SQLITE_OK) {
     log_error("cannot begin a write transaction: %s", sqlite3_errmsg(h));
     for (guint i = 0; i < batch->len; i++)
       ((job *)g_ptr_array_index(batch, i))->status = IB_ERR_STORAGE;
+    g_ptr_array_unref(tx.search);
     return;
   }
   int aborted = 0;
   for (guint i = 0; i < batch->len && !aborted; i++) {
     job *j = g_ptr_array_index(batch, i);
-    if (sqlite3_exec(h, "SAVEPOINT job", NULL, NULL, NULL) != SQLITE_OK) {
+    /* A savepoint per job, so one failing job does not take the others with it. */
+    if (exec_cached(s->writer, sql_savepoint) != SQLITE_OK) {
       aborted = 1;
       break;
     }
+    tx.job_search = tx.search->len;
     j->status = j->fn(&tx, j->arg);
     if (sqlite3_get_autocommit(h)) {
       /* SQLite rolled the whole transaction back (disk full, I/O error): every job in
@@ -156,12 +237,16 @@ run_batch(ib_store *s, GPtrArray *batch)
       aborted = 1;
       break;
     }
-    if (j->status != IB_OK)
-      sqlite3_exec(h, "ROLLBACK TO job", NULL, NULL, NULL);
-    sqlite3_exec(h, "RELEASE job", NULL, NULL, NULL);
+    if (j->status != IB_OK) {
+      exec_cached(s->writer, sql_rollback_to);
+      g_ptr_array_set_size(tx.search, tx.job_search);
+    }
+    exec_cached(s->writer, sql_release);
   }
+  if (!aborted && write_search_rows(&tx) != IB_OK)
+    aborted = 1;
   if (!aborted) {
-    rc = sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+    rc = exec_cached(s->writer, sql_commit);
     if (rc != SQLITE_OK) {
       log_error("cannot commit %u jobs: %s", batch->len, sqlite3_errmsg(h));
       aborted = 1;
@@ -169,9 +254,10 @@ run_batch(ib_store *s, GPtrArray *batch)
   } else {
     log_error("write transaction of %u jobs aborted: %s", batch->len, sqlite3_errmsg(h));
   }
+  g_ptr_array_unref(tx.search);
   if (aborted) {
     if (!sqlite3_get_autocommit(h))
-      sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+      exec_cached(s->writer, sql_rollback);
     for (guint i = 0; i < batch->len; i++) {
       job *j = g_ptr_array_index(batch, i);
       if (j->status == IB_OK || j->status == IB_ERR_INTERNAL)
@@ -182,6 +268,57 @@ run_batch(ib_store *s, GPtrArray *batch)
   if (tx.last_seq)
     for (int i = 0; i < STORE_COMMIT_LISTENERS && s->on_commit[i]; i++)
       s->on_commit[i](s->on_commit_arg[i], tx.last_seq);
+}
+
+/* ---- Checkpoints ------------------------------------------------------------------- */
+
+/* The writer never checkpoints inside its commit (that would add a checkpoint, and its
+ * fsync, to some requests' latency): past this many WAL frames it wakes the checkpoint
+ * thread, which checkpoints passively on its own connection. */
+#define CHECKPOINT_FRAMES 2000
+
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+  ib_store *s = arg;
+  if (frames >= CHECKPOINT_FRAMES) {
+    pthread_mutex_lock(&s->lock);
+    s->checkpoint_wanted = 1;
+    pthread_cond_signal(&s->checkpoint_wake);
+    pthread_mutex_unlock(&s->lock);
+  }
+  return SQLITE_OK;
+}
+
+static void *
+checkpoint_main(void *arg)
+{
+  ib_store *s = arg;
+  ib_db *db = NULL;
+  char *err = NULL;
+  if (db_open(s->path, s->busy_ms, &db, &err) != IB_OK) {
+    log_error("checkpoints disabled: %s", err);
+    g_free(err);
+    return NULL;
+  }
+  pthread_mutex_lock(&s->lock);
+  for (;;) {
+    while (!s->checkpoint_wanted && !s->stopping)
+      pthread_cond_wait(&s->checkpoint_wake, &s->lock);
+    if (s->stopping)
+      break;
+    s->checkpoint_wanted = 0;
+    pthread_mutex_unlock(&s->lock);
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(db_handle(db), NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                       &log_frames, &done_frames);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+      log_warn("cannot checkpoint the WAL: %s", sqlite3_errmsg(db_handle(db)));
+    pthread_mutex_lock(&s->lock);
+  }
+  pthread_mutex_unlock(&s->lock);
+  db_close(db);
+  return NULL;
 }
 
 static void *
@@ -337,6 +474,10 @@ store_open(const char *path, const store_options *opts, ib_store **store_out, ch
     store_close(s);
     return st;
   }
+  sqlite3_wal_autocheckpoint(db_handle(s->writer), 0);
+  sqlite3_wal_hook(db_handle(s->writer), wal_hook, s);
+  pthread_cond_init(&s->checkpoint_wake, NULL);
+  s->checkpoint_started = pthread_create(&s->checkpoint_thread, NULL, checkpoint_main, s) == 0;
   if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
     *error_out = g_strdup("cannot start the writer thread");
     db_close(s->writer);
@@ -359,6 +500,14 @@ store_close(ib_store *s)
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);
+  }
+  if (s->checkpoint_started) {
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_signal(&s->checkpoint_wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->checkpoint_thread, NULL);
+    pthread_cond_destroy(&s->checkpoint_wake);
   }
   pthread_key_delete(s->reader_key);
   for (guint i = 0; i < s->readers->len; i++)
@@ -477,12 +626,6 @@ make_snippet(const ib_message *m)
 
 /* ---- Prepared messages (any thread) ------------------------------------------------------ */
 
-struct store_prepared {
-  char *envelope_key;
-  char *snippet;
-  char *doc_text; /* the document without classification, thread_reason, created_at */
-  char *fts_subject, *fts_body, *fts_names;
-};
 
 store_prepared *
 store_prepare(const ib_message *m)
@@ -627,22 +770,6 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
       return rc;
   }
   return IB_OK;
-}
-
-/* Add the message to the full-text index (text folded by store_prepare()). */
-static ib_status
-index_message(ib_tx *tx, int64_t id, const store_prepared *p)
-{
-  static const char sql[] =
-      "INSERT INTO message_search (rowid, subject, body, names) VALUES (?1, ?2, ?3, ?4)";
-  sqlite3_stmt *st = db_stmt(tx->db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_text(st, 2, p->fts_subject, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, p->fts_body, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 4, p->fts_names, -1, SQLITE_STATIC);
-  return store_step_done(tx->db, st, "index a message");
 }
 
 ib_status

@@ -23,6 +23,9 @@ struct ib_tx {
   ib_db *db;
   char now[32];     /* one timestamp for the whole group */
   int64_t last_seq; /* newest event added in this transaction, 0 if none */
+  GPtrArray *search; /* of search_row*: full-text rows, written once after every job (FTS5
+                        would flush a segment at each job's savepoint otherwise) */
+  guint job_search; /* rows added before the current job (rolled back with it) */
 };
 
 struct ib_store {
@@ -42,6 +45,11 @@ struct ib_store {
   pthread_key_t reader_key;
   pthread_mutex_t readers_lock;
   GPtrArray *readers; /* of ib_db*, every open read connection */
+
+  pthread_t checkpoint_thread;
+  int checkpoint_started;
+  int checkpoint_wanted; /* under lock: the WAL grew past CHECKPOINT_FRAMES */
+  pthread_cond_t checkpoint_wake;
 
   store_commit_fn on_commit[STORE_COMMIT_LISTENERS];
   void *on_commit_arg[STORE_COMMIT_LISTENERS];
