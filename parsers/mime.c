@@ -605,7 +605,11 @@ decode_part(ctx *c, GMimePart *part, const char *what)
                           (size_t)(end - in->bound_start), what, c->msg);
   }
 
-  GByteArray *arr = g_byte_array_sized_new(elen > 0 && elen < G_MAXINT32 ? (guint)elen : 0);
+  /* Reserve about the decoded size (base64 decodes to 3/4): GByteArray rounds the
+   * reservation up to a power of two, so reserving the encoded size would keep up to
+   * 2.7x the attachment allocated. */
+  gint64 want = enc == GMIME_CONTENT_ENCODING_BASE64 ? elen / 4 * 3 + 3 : elen;
+  GByteArray *arr = g_byte_array_sized_new(want > 0 && want < G_MAXINT32 ? (guint)want : 0);
   GMimeStream *mem = g_mime_stream_mem_new_with_byte_array(arr);
   g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
   GMimeStream *filtered = g_mime_stream_filter_new(mem);

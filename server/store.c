@@ -741,6 +741,45 @@ store_create_ticket(ib_tx *tx, const ib_message *m, const char *status, int64_t 
   return rc;
 }
 
+/* Large blobs (a 20 MB scan) are not bound as a value, which SQLite would copy whole into
+ * a record in memory: the row gets a zeroblob of the right size, then the bytes are
+ * written into it a chunk at a time through incremental blob I/O. */
+#define BLOB_INLINE_MAX (256 * 1024)
+#define BLOB_CHUNK (1024 * 1024)
+
+static void
+bind_blob_or_zero(sqlite3_stmt *st, int i, const void *data, size_t len)
+{
+  if (len > BLOB_INLINE_MAX)
+    sqlite3_bind_zeroblob64(st, i, len);
+  else
+    sqlite3_bind_blob64(st, i, data ? data : "", len, SQLITE_STATIC);
+}
+
+/* Fill the zeroblob that bind_blob_or_zero() left in TABLE.COLUMN of ROWID. */
+static ib_status
+fill_blob(ib_tx *tx, const char *table, const char *column, int64_t rowid, const void *data,
+          size_t len)
+{
+  if (len <= BLOB_INLINE_MAX)
+    return IB_OK;
+  sqlite3 *h = db_handle(tx->db);
+  sqlite3_blob *blob = NULL;
+  int rc = sqlite3_blob_open(h, "main", table, column, rowid, 1, &blob);
+  for (size_t off = 0; rc == SQLITE_OK && off < len; off += BLOB_CHUNK) {
+    size_t n = MIN((size_t)BLOB_CHUNK, len - off);
+    rc = sqlite3_blob_write(blob, (const char *)data + off, (int)n, (int)off);
+  }
+  int close_rc = sqlite3_blob_close(blob);
+  if (rc == SQLITE_OK)
+    rc = close_rc;
+  if (rc != SQLITE_OK) {
+    log_error("cannot write %zu bytes into %s: %s", len, table, sqlite3_errmsg(h));
+    return db_status(rc);
+  }
+  return IB_OK;
+}
+
 static ib_status
 insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
 {
@@ -764,8 +803,11 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
     store_bind_text_or_null(st, 7, a->content_id);
     sqlite3_bind_text(st, 8, a->disposition == IB_DISP_INLINE ? "inline" : "attachment", -1,
                       SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 9, data ? data : "", len, SQLITE_STATIC);
+    bind_blob_or_zero(st, 9, data, len);
     ib_status rc = store_step_done(tx->db, st, "store an attachment");
+    if (rc == IB_OK)
+      rc = fill_blob(tx, "attachments", "data", sqlite3_last_insert_rowid(db_handle(tx->db)),
+                     data, len);
     if (rc != IB_OK)
       return rc;
   }
@@ -816,8 +858,9 @@ store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m,
       return IB_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, rebuilt ? 1 : 0);
-    sqlite3_bind_blob64(st, 3, data ? data : "", len, SQLITE_STATIC);
-    if ((rc = store_step_done(tx->db, st, "store raw bytes")) != IB_OK)
+    bind_blob_or_zero(st, 3, data, len);
+    if ((rc = store_step_done(tx->db, st, "store raw bytes")) != IB_OK ||
+        (rc = fill_blob(tx, "raw_messages", "bytes", id, data, len)) != IB_OK)
       return rc;
   }
   if ((rc = insert_attachments(tx, id, m)) != IB_OK || (rc = index_message(tx, id, prep)) != IB_OK)
