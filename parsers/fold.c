@@ -31,12 +31,17 @@ fold_text(const char *text)
 {
   if (!text)
     return g_strdup("");
+  const char *p = text;
+  while (*p && (unsigned char)*p < 0x80)
+    p++;
+  if (!*p) /* ASCII: case folding is tolower, and no letter needs mapping */
+    return g_ascii_strdown(text, -1);
   char *valid = g_utf8_make_valid(text, -1);
   GString *mapped = g_string_sized_new(strlen(valid));
-  for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+  for (p = valid; *p; p = g_utf8_next_char(p)) {
     gunichar c = g_utf8_get_char(p);
     const char *to = NULL;
-    for (size_t i = 0; i < G_N_ELEMENTS(letters); i++)
+    for (size_t i = 0; c >= 0x80 && i < G_N_ELEMENTS(letters); i++)
       if (letters[i].from == c)
         to = letters[i].to;
     if (to)

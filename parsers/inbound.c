@@ -42,21 +42,28 @@ ib_inbound_warn(ib_inbound *in, const char *code, const char *fmt, ...)
   g_free(detail);
 }
 
+/* A copy of S made valid UTF-8 (adapters hand over provider strings as they came). */
+static char *
+valid_dup(const char *s)
+{
+  return s ? g_utf8_make_valid(s, -1) : NULL;
+}
+
 void
 ib_inbound_apply(const ib_inbound *in, ib_message *msg)
 {
   g_free(msg->provider);
   msg->provider = g_strdup(in->provider);
   g_free(msg->envelope_from);
-  msg->envelope_from = g_strdup(in->envelope_from);
+  msg->envelope_from = valid_dup(in->envelope_from);
   for (guint i = 0; i < in->envelope_to->len; i++)
-    g_ptr_array_add(msg->envelope_to, g_strdup(g_ptr_array_index(in->envelope_to, i)));
+    g_ptr_array_add(msg->envelope_to, valid_dup(g_ptr_array_index(in->envelope_to, i)));
   g_free(msg->auth_spf);
-  msg->auth_spf = g_strdup(in->spf);
+  msg->auth_spf = valid_dup(in->spf);
   g_free(msg->auth_dkim);
-  msg->auth_dkim = g_strdup(in->dkim);
+  msg->auth_dkim = valid_dup(in->dkim);
   g_free(msg->auth_dmarc);
-  msg->auth_dmarc = g_strdup(in->dmarc);
+  msg->auth_dmarc = valid_dup(in->dmarc);
   msg->has_spam_score = in->has_spam_score;
   msg->spam_score = in->spam_score;
   for (guint i = 0; i < in->warnings->len; i++)

@@ -179,12 +179,27 @@ ib_class_str(ib_class c)
   return "new";
 }
 
-/* json_string() refuses invalid UTF-8; every string here was validated when the
- * message was built, but a NULL-safe helper keeps the callers short. */
+/* Every string of an ib_message is valid UTF-8 by construction (message.h; the parser
+ * and ib_inbound_apply() make it so), so jansson's own validation, a full pass over every
+ * body, is skipped. The fuzz targets check the dumped document is valid UTF-8. */
 static json_t *
 str_or_null(const char *s)
 {
-  return s ? json_string(s) : json_null();
+  return s ? json_string_nocheck(s) : json_null();
+}
+
+/* For strings cut out of bodies (the classifier's report fields): validated here. */
+static json_t *
+str_checked(const char *s)
+{
+  if (!s)
+    return json_null();
+  if (g_utf8_validate(s, -1, NULL))
+    return json_string_nocheck(s);
+  char *valid = g_utf8_make_valid(s, -1);
+  json_t *j = json_string_nocheck(valid);
+  g_free(valid);
+  return j;
 }
 
 static json_t *
@@ -215,27 +230,36 @@ strings_to_json(const GPtrArray *list)
 }
 
 static json_t *
+checked_strings_to_json(const GPtrArray *list)
+{
+  json_t *arr = json_array();
+  for (guint i = 0; list && i < list->len; i++)
+    json_array_append_new(arr, str_checked(g_ptr_array_index(list, i)));
+  return arr;
+}
+
+static json_t *
 bounce_to_json(const ib_bounce *b)
 {
   json_t *rcpts = json_array();
   for (guint i = 0; b->recipients && i < b->recipients->len; i++) {
     const ib_bounce_rcpt *r = g_ptr_array_index(b->recipients, i);
     json_array_append_new(rcpts, json_pack("{s:o, s:o, s:o, s:o}", "address",
-                                           str_or_null(r->address), "action",
-                                           str_or_null(r->action), "status",
-                                           str_or_null(r->status), "diagnostic",
-                                           str_or_null(r->diagnostic)));
+                                           str_checked(r->address), "action",
+                                           str_checked(r->action), "status",
+                                           str_checked(r->status), "diagnostic",
+                                           str_checked(r->diagnostic)));
   }
   return json_pack("{s:s, s:o, s:o}", "kind", b->hard ? "hard" : "soft", "recipients", rcpts,
-                   "original_message_id", str_or_null(b->original_message_id));
+                   "original_message_id", str_checked(b->original_message_id));
 }
 
 static json_t *
 complaint_to_json(const ib_complaint *c)
 {
-  return json_pack("{s:o, s:o, s:o}", "feedback_type", str_or_null(c->feedback_type),
-                   "recipients", strings_to_json(c->recipients), "original_message_id",
-                   str_or_null(c->original_message_id));
+  return json_pack("{s:o, s:o, s:o}", "feedback_type", str_checked(c->feedback_type),
+                   "recipients", checked_strings_to_json(c->recipients), "original_message_id",
+                   str_checked(c->original_message_id));
 }
 
 json_t *
@@ -279,7 +303,10 @@ ib_message_to_json(const ib_message *m)
   json_t *hdrs = json_array();
   for (guint i = 0; i < m->headers->len; i++) {
     const ib_header *h = g_ptr_array_index(m->headers, i);
-    json_array_append_new(hdrs, json_pack("[s, s]", h->name, h->value ? h->value : ""));
+    json_t *pair = json_array();
+    json_array_append_new(pair, json_string_nocheck(h->name));
+    json_array_append_new(pair, json_string_nocheck(h->value ? h->value : ""));
+    json_array_append_new(hdrs, pair);
   }
   json_object_set_new(doc, "headers", hdrs);
   json_object_set_new(doc, "auth",

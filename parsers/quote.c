@@ -16,22 +16,53 @@
 /* How far a quoted header block may run (wrapped To: lists included). */
 #define HEADER_BLOCK_MAX_LINES 12
 
+/* quote_norm() of an ASCII line in one pass: lower-cased, runs of white space collapsed
+ * to one space and trimmed. Most lines of most mail are ASCII, and this is the hot path
+ * of stripping a long body. */
+static char *
+norm_ascii(const char *line, size_t len)
+{
+  char *out = g_malloc(len + 1);
+  size_t o = 0;
+  gboolean blank = FALSE;
+  for (size_t i = 0; i < len; i++) {
+    char c = line[i];
+    if (g_ascii_isspace(c)) {
+      blank = TRUE;
+      continue;
+    }
+    if (blank && o > 0)
+      out[o++] = ' ';
+    blank = FALSE;
+    out[o++] = g_ascii_tolower(c);
+  }
+  /* French puts a (no-break) space before the colon: "a écrit :". */
+  if (o >= 2 && out[o - 1] == ':' && out[o - 2] == ' ') {
+    out[o - 2] = ':';
+    o--;
+  }
+  out[o] = '\0';
+  return out;
+}
+
 char *
 quote_norm(const char *line, gssize len)
 {
-  char *valid = g_utf8_make_valid(line, len);
+  size_t n = len < 0 ? strlen(line) : (size_t)len;
   gboolean ascii = TRUE;
-  for (const char *p = valid; *p && ascii; p++)
-    ascii = (unsigned char)*p < 0x80;
-  /* NFKC and case folding are the identity and tolower on ASCII: most lines are, and
-   * the Unicode tables are the cost of stripping a long body. */
-  char *nfkc = ascii ? NULL : g_utf8_normalize(valid, -1, G_NORMALIZE_ALL_COMPOSE);
-  char *fold = ascii ? g_ascii_strdown(valid, -1) : g_utf8_casefold(nfkc ? nfkc : valid, -1);
+  for (size_t i = 0; i < n && ascii; i++)
+    ascii = (unsigned char)line[i] < 0x80 && line[i] != '\0';
+  if (ascii)
+    return norm_ascii(line, n);
+
+  char *valid = g_utf8_make_valid(line, len);
+  char *nfkc = g_utf8_normalize(valid, -1, G_NORMALIZE_ALL_COMPOSE);
+  char *fold = g_utf8_casefold(nfkc ? nfkc : valid, -1);
   GString *out = g_string_sized_new(strlen(fold));
   gboolean blank = FALSE;
 
   for (const char *p = fold; *p; p = g_utf8_next_char(p)) {
-    gunichar c = ascii ? (gunichar)*p : g_utf8_get_char(p);
+    gunichar c = g_utf8_get_char(p);
     if (g_unichar_isspace(c) || c == 0x200B || c == 0xFEFF) {
       blank = TRUE;
       continue;

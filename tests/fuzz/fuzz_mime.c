@@ -1,5 +1,6 @@
 /* Fuzz the whole pure pipeline on raw bytes: MIME parse (GMime), reply stripping,
  * classification, and the JSON document, which must always encode. */
+#include <glib.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -24,7 +25,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (!doc)
     abort(); /* every string must be valid UTF-8 by construction */
   char *text = json_dumps(doc, JSON_COMPACT);
-  if (!text)
+  /* Strings go into jansson unchecked (message.c): the document must still be UTF-8. */
+  if (!text || !g_utf8_validate(text, -1, NULL))
     abort();
   free(text);
   json_decref(doc);
