@@ -72,7 +72,10 @@ static ib_status
 store_item(ib_tx *tx, const thread_options *opt, item *it)
 {
   store_msg_ref ref;
-  ib_status st = store_find_duplicate(tx, it->msg, it->prep, it->in->event_id, &ref);
+  ib_status st = store_lock_message_ids(tx, it->msg);
+  if (st != IB_OK)
+    return st;
+  st = store_find_duplicate(tx, it->msg, it->prep, it->in->event_id, &ref);
   if (st == IB_OK) {
     it->result.ticket_id = ref.ticket_id;
     it->result.message_id = ref.message_id;

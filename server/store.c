@@ -1,121 +1,17 @@
+/* store.c: what both backends share (store_internal.h): the job queue and the writer
+ * thread, the listeners, store_prepare(), opening the backend a --db names, and one
+ * dispatcher per function of store.h. */
 #include "store.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "db.h"
-#include "embedded.h"
 #include "fold.h"
 #include "log.h"
 #include "store_internal.h"
 
-/* ---- Migrations -------------------------------------------------------------------- */
-
-static int
-migration_number(const char *name)
-{
-  /* "sqlite/NNN_name.sql" */
-  const char *base = strchr(name, '/');
-  base = base ? base + 1 : name;
-  return (int)g_ascii_strtoll(base, NULL, 10);
-}
-
-/* The schema version: meta's "schema_version" row, 0 for a new database (no meta table). */
-static ib_status
-schema_version(ib_db *db, const char *path, int *version_out, char **error_out)
-{
-  static const char sql_table[] =
-      "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'";
-  static const char sql_version[] = "SELECT value FROM meta WHERE key = 'schema_version'";
-  *version_out = 0;
-  sqlite3_stmt *st = db_stmt(db, sql_table);
-  int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-  if (st)
-    sqlite3_reset(st);
-  if (rc == SQLITE_ROW) {
-    st = db_stmt(db, sql_version);
-    rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-    if (rc == SQLITE_ROW)
-      *version_out = (int)g_ascii_strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10);
-    if (st)
-      sqlite3_reset(st);
-  }
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    *error_out = g_strdup_printf("cannot read the schema version of %s: %s", path,
-                                 sqlite3_errmsg(db_handle(db)));
-    return IB_ERR_STORAGE;
-  }
-  return IB_OK;
-}
-
-/* Apply one embedded migration file and record its number, in one transaction. The SQL is
- * our own file, compiled in; nothing of it comes from input. */
-static ib_status
-apply_migration(ib_db *db, const ib_embedded_file *f, int n, char **error_out)
-{
-  static const char sql_record[] =
-      "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)";
-  char *err = NULL;
-  int rc = sqlite3_exec(db_handle(db), "BEGIN IMMEDIATE", NULL, NULL, &err);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(db_handle(db), (const char *)f->data, NULL, NULL, &err);
-  if (rc == SQLITE_OK) {
-    sqlite3_stmt *st = db_stmt(db, sql_record);
-    char num[16];
-    g_snprintf(num, sizeof num, "%d", n);
-    if (st) {
-      sqlite3_bind_text(st, 1, num, -1, SQLITE_TRANSIENT);
-      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db_handle(db));
-      sqlite3_reset(st);
-    } else {
-      rc = SQLITE_ERROR;
-    }
-  }
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(db_handle(db), "COMMIT", NULL, NULL, &err);
-  if (rc != SQLITE_OK) {
-    *error_out = g_strdup_printf("cannot apply migration %s: %s", f->name,
-                                 err ? err : sqlite3_errmsg(db_handle(db)));
-    sqlite3_free(err);
-    sqlite3_exec(db_handle(db), "ROLLBACK", NULL, NULL, NULL);
-    return db_status(rc) == IB_ERR_STORAGE ? IB_ERR_STORAGE : IB_ERR_INTERNAL;
-  }
-  log_info("applied migration %s", f->name);
-  return IB_OK;
-}
-
-static ib_status
-migrate(ib_db *db, const char *path, char **error_out)
-{
-  int current = 0;
-  ib_status st = schema_version(db, path, &current, error_out);
-  if (st != IB_OK)
-    return st;
-  int newest = 0;
-  for (const ib_embedded_file *f = ib_embedded_files; f->name; f++)
-    if (g_str_has_prefix(f->name, "sqlite/") && g_str_has_suffix(f->name, ".sql"))
-      newest = MAX(newest, migration_number(f->name));
-  if (current > newest) {
-    *error_out = g_strdup_printf("database %s has schema version %d, newer than this inboxd "
-                                 "knows (%d): upgrade inboxd or use another --db",
-                                 path, current, newest);
-    return IB_ERR_UNSUPPORTED;
-  }
-  /* ib_embedded_files is sorted by name, and names start with zero-padded numbers. */
-  for (const ib_embedded_file *f = ib_embedded_files; f->name && st == IB_OK; f++) {
-    if (!g_str_has_prefix(f->name, "sqlite/") || !g_str_has_suffix(f->name, ".sql"))
-      continue;
-    int n = migration_number(f->name);
-    if (n > current)
-      st = apply_migration(db, f, n, error_out);
-  }
-  return st;
-}
-
 /* ---- Writer thread ----------------------------------------------------------------- */
-
 static void
 finish_jobs(GPtrArray *batch)
 {
@@ -126,199 +22,6 @@ finish_jobs(GPtrArray *batch)
     g_free(j);
   }
   g_ptr_array_set_size(batch, 0);
-}
-
-/* What store_prepare() computes off the writer thread. */
-struct store_prepared {
-  char *envelope_key;
-  char *snippet;
-  char *doc_text; /* the document without classification, thread_reason, created_at */
-  char *fts_subject, *fts_body, *fts_names;
-};
-
-typedef struct search_row {
-  int64_t id;
-  char *subject, *body, *names;
-} search_row;
-
-static void
-search_row_free(gpointer p)
-{
-  search_row *r = p;
-  g_free(r->subject);
-  g_free(r->body);
-  g_free(r->names);
-  g_free(r);
-}
-
-/* Queue the message for the full-text index (text folded by store_prepare()); the rows
- * are written once the group's jobs are done (write_search_rows). */
-static ib_status
-index_message(ib_tx *tx, int64_t id, const store_prepared *p)
-{
-  search_row *r = g_new0(search_row, 1);
-  r->id = id;
-  r->subject = g_strdup(p->fts_subject);
-  r->body = g_strdup(p->fts_body);
-  r->names = g_strdup(p->fts_names);
-  g_ptr_array_add(tx->search, r);
-  return IB_OK;
-}
-
-static ib_status
-write_search_rows(ib_tx *tx)
-{
-  static const char sql[] =
-      "INSERT INTO message_search (rowid, subject, body, names) VALUES (?1, ?2, ?3, ?4)";
-  for (guint i = 0; i < tx->search->len; i++) {
-    const search_row *r = g_ptr_array_index(tx->search, i);
-    sqlite3_stmt *st = db_stmt(tx->db, sql);
-    if (!st)
-      return IB_ERR_INTERNAL;
-    sqlite3_bind_int64(st, 1, r->id);
-    sqlite3_bind_text(st, 2, r->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->body, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, r->names, -1, SQLITE_STATIC);
-    ib_status rc = store_step_done(tx->db, st, "index a message");
-    if (rc != IB_OK)
-      return rc;
-  }
-  return IB_OK;
-}
-
-/* Run the cached statement SQL (no bindings, no rows): BEGIN, SAVEPOINT and friends. */
-static int
-exec_cached(ib_db *db, const char *sql)
-{
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return SQLITE_ERROR;
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static const char sql_begin[] = "BEGIN IMMEDIATE";
-static const char sql_commit[] = "COMMIT";
-static const char sql_rollback[] = "ROLLBACK";
-static const char sql_savepoint[] = "SAVEPOINT job";
-static const char sql_release[] = "RELEASE job";
-static const char sql_rollback_to[] = "ROLLBACK TO job";
-
-static void
-run_batch(ib_store *s, GPtrArray *batch)
-{
-  sqlite3 *h = db_handle(s->writer);
-  ib_tx tx = {.store = s, .db = s->writer};
-  clock_rfc3339(clock_now_ms(), tx.now, sizeof tx.now);
-  tx.search = g_ptr_array_new_with_free_func(search_row_free);
-
-  int rc = exec_cached(s->writer, sql_begin);
-  if (rc != SQLITE_OK) {
-    log_error("cannot begin a write transaction: %s", sqlite3_errmsg(h));
-    for (guint i = 0; i < batch->len; i++)
-      ((job *)g_ptr_array_index(batch, i))->status = IB_ERR_STORAGE;
-    g_ptr_array_unref(tx.search);
-    return;
-  }
-  int aborted = 0;
-  for (guint i = 0; i < batch->len && !aborted; i++) {
-    job *j = g_ptr_array_index(batch, i);
-    /* A savepoint per job, so one failing job does not take the others with it. */
-    if (exec_cached(s->writer, sql_savepoint) != SQLITE_OK) {
-      aborted = 1;
-      break;
-    }
-    tx.job_search = tx.search->len;
-    j->status = j->fn(&tx, j->arg);
-    if (sqlite3_get_autocommit(h)) {
-      /* SQLite rolled the whole transaction back (disk full, I/O error): every job in
-       * this group is lost, including those that had succeeded. */
-      aborted = 1;
-      break;
-    }
-    if (j->status != IB_OK) {
-      exec_cached(s->writer, sql_rollback_to);
-      g_ptr_array_set_size(tx.search, tx.job_search);
-    }
-    exec_cached(s->writer, sql_release);
-  }
-  if (!aborted && write_search_rows(&tx) != IB_OK)
-    aborted = 1;
-  if (!aborted) {
-    rc = exec_cached(s->writer, sql_commit);
-    if (rc != SQLITE_OK) {
-      log_error("cannot commit %u jobs: %s", batch->len, sqlite3_errmsg(h));
-      aborted = 1;
-    }
-  } else {
-    log_error("write transaction of %u jobs aborted: %s", batch->len, sqlite3_errmsg(h));
-  }
-  g_ptr_array_unref(tx.search);
-  if (aborted) {
-    if (!sqlite3_get_autocommit(h))
-      exec_cached(s->writer, sql_rollback);
-    for (guint i = 0; i < batch->len; i++) {
-      job *j = g_ptr_array_index(batch, i);
-      if (j->status == IB_OK || j->status == IB_ERR_INTERNAL)
-        j->status = IB_ERR_STORAGE;
-    }
-    return;
-  }
-  if (tx.last_seq)
-    for (int i = 0; i < STORE_COMMIT_LISTENERS && s->on_commit[i]; i++)
-      s->on_commit[i](s->on_commit_arg[i], tx.last_seq);
-}
-
-/* ---- Checkpoints ------------------------------------------------------------------- */
-
-/* The writer never checkpoints inside its commit (that would add a checkpoint, and its
- * fsync, to some requests' latency): past this many WAL frames it wakes the checkpoint
- * thread, which checkpoints passively on its own connection. */
-#define CHECKPOINT_FRAMES 2000
-
-static int
-wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-  ib_store *s = arg;
-  if (frames >= CHECKPOINT_FRAMES) {
-    pthread_mutex_lock(&s->lock);
-    s->checkpoint_wanted = 1;
-    pthread_cond_signal(&s->checkpoint_wake);
-    pthread_mutex_unlock(&s->lock);
-  }
-  return SQLITE_OK;
-}
-
-static void *
-checkpoint_main(void *arg)
-{
-  ib_store *s = arg;
-  ib_db *db = NULL;
-  char *err = NULL;
-  if (db_open(s->path, s->busy_ms, &db, &err) != IB_OK) {
-    log_error("checkpoints disabled: %s", err);
-    g_free(err);
-    return NULL;
-  }
-  pthread_mutex_lock(&s->lock);
-  for (;;) {
-    while (!s->checkpoint_wanted && !s->stopping)
-      pthread_cond_wait(&s->checkpoint_wake, &s->lock);
-    if (s->stopping)
-      break;
-    s->checkpoint_wanted = 0;
-    pthread_mutex_unlock(&s->lock);
-    int log_frames = 0, done_frames = 0;
-    int rc = sqlite3_wal_checkpoint_v2(db_handle(db), NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                       &log_frames, &done_frames);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-      log_warn("cannot checkpoint the WAL: %s", sqlite3_errmsg(db_handle(db)));
-    pthread_mutex_lock(&s->lock);
-  }
-  pthread_mutex_unlock(&s->lock);
-  db_close(db);
-  return NULL;
 }
 
 static void *
@@ -338,7 +41,7 @@ writer_main(void *arg)
       g_ptr_array_add(batch, g_queue_pop_head(&s->queue));
     pthread_mutex_unlock(&s->lock);
 
-    run_batch(s, batch);
+    s->ops->run_batch(s, batch);
     finish_jobs(batch);
   }
   g_ptr_array_unref(batch);
@@ -419,21 +122,11 @@ store_now(const ib_tx *tx)
   return tx->now;
 }
 
-/* ---- Open / close ------------------------------------------------------------------ */
-
-static ib_status
-load_secret(ib_store *s, char **error_out)
+void
+store_notify_commit(ib_store *s, int64_t last_seq)
 {
-  sqlite3_stmt *st = db_stmt(s->writer, "SELECT value FROM meta WHERE key = 'reply_secret'");
-  if (st && sqlite3_step(st) == SQLITE_ROW)
-    s->reply_secret = g_strdup((const char *)sqlite3_column_text(st, 0));
-  if (st)
-    sqlite3_reset(st);
-  if (!s->reply_secret) {
-    *error_out = g_strdup_printf("database %s has no reply secret", s->path);
-    return IB_ERR_STORAGE;
-  }
-  return IB_OK;
+  for (int i = 0; i < STORE_COMMIT_LISTENERS && s->on_commit[i]; i++)
+    s->on_commit[i](s->on_commit_arg[i], last_seq);
 }
 
 const char *
@@ -442,49 +135,46 @@ store_reply_secret(ib_store *s)
   return s->reply_secret;
 }
 
+/* ---- Open / close ------------------------------------------------------------------ */
+
+int
+store_is_postgres(const char *target)
+{
+  return target && (g_str_has_prefix(target, "postgresql://") ||
+                    g_str_has_prefix(target, "postgres://"));
+}
+
 ib_status
 store_open(const char *path, const store_options *opts, ib_store **store_out, char **error_out)
 {
   *store_out = NULL;
   *error_out = NULL;
   ib_store *s = g_new0(ib_store, 1);
+  s->ops = store_is_postgres(path) ? &store_pg_ops : &store_sqlite_ops;
   s->path = g_strdup(path);
   s->commit_batch = opts && opts->commit_batch > 0 ? opts->commit_batch : 256;
   s->busy_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+  s->pool_size = opts && opts->pool_size > 0 ? opts->pool_size : 8;
   s->public_url = g_strdup(opts && opts->public_url ? opts->public_url : "");
   if (s->public_url[0] && g_str_has_suffix(s->public_url, "/"))
     s->public_url[strlen(s->public_url) - 1] = '\0';
+  s->attachment_dir =
+      opts && opts->attachment_dir && *opts->attachment_dir ? g_strdup(opts->attachment_dir) : NULL;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->wake, NULL);
   g_queue_init(&s->queue);
-  pthread_mutex_init(&s->readers_lock, NULL);
-  s->readers = g_ptr_array_new();
-  /* Read connections outlive their threads (HTTP workers stop before the store closes)
-   * and are all closed by store_close(). */
-  pthread_key_create(&s->reader_key, NULL);
 
-  ib_status st = db_open(path, s->busy_ms, &s->writer, error_out);
-  if (st == IB_OK)
-    st = migrate(s->writer, path, error_out);
-  if (st == IB_OK)
-    st = load_secret(s, error_out);
+  ib_status st = s->ops->open(s, error_out);
   if (st != IB_OK) {
-    db_close(s->writer);
-    s->writer = NULL;
     store_close(s);
     return st;
   }
-  sqlite3_wal_autocheckpoint(db_handle(s->writer), 0);
-  sqlite3_wal_hook(db_handle(s->writer), wal_hook, s);
-  pthread_cond_init(&s->checkpoint_wake, NULL);
-  s->checkpoint_started = pthread_create(&s->checkpoint_thread, NULL, checkpoint_main, s) == 0;
   if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
     *error_out = g_strdup("cannot start the writer thread");
-    db_close(s->writer);
-    s->writer = NULL;
     store_close(s);
     return IB_ERR_INTERNAL;
   }
+  s->writer_started = 1;
   *store_out = s;
   return IB_OK;
 }
@@ -494,88 +184,27 @@ store_close(ib_store *s)
 {
   if (!s)
     return;
-  if (s->writer) {
+  if (s->writer_started) {
     pthread_mutex_lock(&s->lock);
     s->stopping = 1;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);
   }
-  if (s->checkpoint_started) {
-    pthread_mutex_lock(&s->lock);
-    s->stopping = 1;
-    pthread_cond_signal(&s->checkpoint_wake);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->checkpoint_thread, NULL);
-    pthread_cond_destroy(&s->checkpoint_wake);
-  }
-  pthread_key_delete(s->reader_key);
-  for (guint i = 0; i < s->readers->len; i++)
-    db_close(g_ptr_array_index(s->readers, i));
-  g_ptr_array_unref(s->readers);
-  if (s->writer) {
-    /* Best effort: another process may hold the database; do not wait for it. */
-    sqlite3_busy_timeout(db_handle(s->writer), 0);
-    sqlite3_wal_checkpoint_v2(db_handle(s->writer), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
-                              NULL);
-    db_close(s->writer);
-  }
-  pthread_mutex_destroy(&s->readers_lock);
+  pthread_mutex_lock(&s->lock);
+  s->stopping = 1;
+  pthread_mutex_unlock(&s->lock);
+  s->ops->close(s);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->wake);
   g_free(s->public_url);
+  g_free(s->attachment_dir);
   g_free(s->reply_secret);
   g_free(s->path);
   g_free(s);
 }
 
-ib_db *
-store_reader(ib_store *s)
-{
-  ib_db *db = pthread_getspecific(s->reader_key);
-  if (db)
-    return db;
-  char *err = NULL;
-  if (db_open(s->path, s->busy_ms, &db, &err) != IB_OK) {
-    log_error("%s", err);
-    g_free(err);
-    return NULL;
-  }
-  pthread_setspecific(s->reader_key, db);
-  pthread_mutex_lock(&s->readers_lock);
-  g_ptr_array_add(s->readers, db);
-  pthread_mutex_unlock(&s->readers_lock);
-  return db;
-}
-
-/* ---- Small helpers ----------------------------------------------------------------- */
-
-void
-store_bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
-{
-  if (s)
-    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, i);
-}
-
-json_t *
-store_column_json_string(sqlite3_stmt *st, int i)
-{
-  const char *s = (const char *)sqlite3_column_text(st, i);
-  return s ? json_string(s) : json_null();
-}
-
-ib_status
-store_step_done(ib_db *db, sqlite3_stmt *st, const char *what)
-{
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc == SQLITE_DONE)
-    return IB_OK;
-  log_error("cannot %s: %s", what, sqlite3_errmsg(db_handle(db)));
-  return db_status(rc);
-}
+/* ---- Prepared messages (any thread) ------------------------------------------------------ */
 
 static gint
 compare_strp(gconstpointer a, gconstpointer b)
@@ -667,587 +296,156 @@ store_prepared_free(store_prepared *p)
   g_free(p);
 }
 
-/* ---- Transaction operations (writer thread) ------------------------------------------ */
+/* ---- Dispatch to the backend ------------------------------------------------------------ */
 
 ib_status
-store_find_duplicate(ib_tx *tx, const ib_message *m, const store_prepared *prep,
+store_lock_message_ids(ib_tx *tx, const ib_message *msg)
+{
+  return tx->store->ops->lock_message_ids(tx, msg);
+}
+
+ib_status
+store_find_duplicate(ib_tx *tx, const ib_message *msg, const store_prepared *prep,
                      const char *event_id, store_msg_ref *ref_out)
 {
-  static const char sql_by_content[] =
-      "SELECT id, ticket_id, classification FROM messages "
-      "WHERE rfc_message_id = ?1 AND raw_sha256 = ?2 AND envelope_to = ?3";
-  static const char sql_by_event[] = "SELECT id, ticket_id, classification FROM messages "
-                                 "WHERE provider = ?1 AND event_id = ?2";
-  const char *env = prep->envelope_key;
-  sqlite3_stmt *st = db_stmt(tx->db, sql_by_content);
-  ib_status result = IB_ERR_NOT_FOUND;
-  if (!st) {
-    result = IB_ERR_INTERNAL;
-    goto done;
-  }
-  sqlite3_bind_text(st, 1, m->message_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, m->raw_sha256, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, env, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW && event_id && m->provider) {
-    if (rc != SQLITE_DONE)
-      goto failed;
-    sqlite3_reset(st);
-    st = db_stmt(tx->db, sql_by_event);
-    if (!st) {
-      result = IB_ERR_INTERNAL;
-      goto done;
-    }
-    sqlite3_bind_text(st, 1, m->provider, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-  }
-  if (rc == SQLITE_ROW) {
-    ref_out->message_id = sqlite3_column_int64(st, 0);
-    ref_out->ticket_id = sqlite3_column_int64(st, 1);
-    g_strlcpy(ref_out->classification, (const char *)sqlite3_column_text(st, 2),
-              sizeof ref_out->classification);
-    result = IB_OK;
-  } else if (rc != SQLITE_DONE) {
-    goto failed;
-  }
-  sqlite3_reset(st);
-  goto done;
-failed:
-  log_error("cannot look up duplicates of %s: %s", m->message_id,
-            sqlite3_errmsg(db_handle(tx->db)));
-  result = db_status(rc);
-  sqlite3_reset(st);
-done:
-  return result;
+  return tx->store->ops->find_duplicate(tx, msg, prep, event_id, ref_out);
 }
 
 ib_status
-store_create_ticket(ib_tx *tx, const ib_message *m, const char *status, int64_t *ticket_out)
+store_create_ticket(ib_tx *tx, const ib_message *msg, const char *status, int64_t *ticket_out)
 {
-  static const char sql[] = "INSERT INTO tickets (subject, customer_name, customer_address, "
-                            "created_at, updated_at, status) VALUES (?1, ?2, ?3, ?4, ?4, ?5)";
-  sqlite3_stmt *st = db_stmt(tx->db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  store_bind_text_or_null(st, 1, m->subject);
-  store_bind_text_or_null(st, 2, m->from ? m->from->name : NULL);
-  store_bind_text_or_null(st, 3, m->from ? m->from->address : NULL);
-  sqlite3_bind_text(st, 4, tx->now, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 5, status, -1, SQLITE_STATIC);
-  ib_status rc = store_step_done(tx->db, st, "create a ticket");
-  if (rc == IB_OK)
-    *ticket_out = sqlite3_last_insert_rowid(db_handle(tx->db));
-  return rc;
-}
-
-/* Large blobs (a 20 MB scan) are not bound as a value, which SQLite would copy whole into
- * a record in memory: the row gets a zeroblob of the right size, then the bytes are
- * written into it a chunk at a time through incremental blob I/O. */
-#define BLOB_INLINE_MAX (256 * 1024)
-#define BLOB_CHUNK (1024 * 1024)
-
-static void
-bind_blob_or_zero(sqlite3_stmt *st, int i, const void *data, size_t len)
-{
-  if (len > BLOB_INLINE_MAX)
-    sqlite3_bind_zeroblob64(st, i, len);
-  else
-    sqlite3_bind_blob64(st, i, data ? data : "", len, SQLITE_STATIC);
-}
-
-/* Fill the zeroblob that bind_blob_or_zero() left in TABLE.COLUMN of ROWID. */
-static ib_status
-fill_blob(ib_tx *tx, const char *table, const char *column, int64_t rowid, const void *data,
-          size_t len)
-{
-  if (len <= BLOB_INLINE_MAX)
-    return IB_OK;
-  sqlite3 *h = db_handle(tx->db);
-  sqlite3_blob *blob = NULL;
-  int rc = sqlite3_blob_open(h, "main", table, column, rowid, 1, &blob);
-  for (size_t off = 0; rc == SQLITE_OK && off < len; off += BLOB_CHUNK) {
-    size_t n = MIN((size_t)BLOB_CHUNK, len - off);
-    rc = sqlite3_blob_write(blob, (const char *)data + off, (int)n, (int)off);
-  }
-  int close_rc = sqlite3_blob_close(blob);
-  if (rc == SQLITE_OK)
-    rc = close_rc;
-  if (rc != SQLITE_OK) {
-    log_error("cannot write %zu bytes into %s: %s", len, table, sqlite3_errmsg(h));
-    return db_status(rc);
-  }
-  return IB_OK;
-}
-
-static ib_status
-insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
-{
-  static const char sql[] =
-      "INSERT INTO attachments (message_id, position, filename, content_type, size, sha256, "
-      "content_id, disposition, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-  for (guint i = 0; i < m->attachments->len; i++) {
-    const ib_attachment *a = g_ptr_array_index(m->attachments, i);
-    sqlite3_stmt *st = db_stmt(tx->db, sql);
-    if (!st)
-      return IB_ERR_INTERNAL;
-    gsize len = 0;
-    const void *data = a->data ? g_bytes_get_data(a->data, &len) : NULL;
-    sqlite3_bind_int64(st, 1, message_id);
-    sqlite3_bind_int(st, 2, (int)i);
-    store_bind_text_or_null(st, 3, a->filename);
-    sqlite3_bind_text(st, 4, a->content_type ? a->content_type : "application/octet-stream", -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)len);
-    sqlite3_bind_text(st, 6, a->sha256, -1, SQLITE_STATIC);
-    store_bind_text_or_null(st, 7, a->content_id);
-    sqlite3_bind_text(st, 8, a->disposition == IB_DISP_INLINE ? "inline" : "attachment", -1,
-                      SQLITE_STATIC);
-    bind_blob_or_zero(st, 9, data, len);
-    ib_status rc = store_step_done(tx->db, st, "store an attachment");
-    if (rc == IB_OK)
-      rc = fill_blob(tx, "attachments", "data", sqlite3_last_insert_rowid(db_handle(tx->db)),
-                     data, len);
-    if (rc != IB_OK)
-      return rc;
-  }
-  return IB_OK;
+  return tx->store->ops->create_ticket(tx, msg, status, ticket_out);
 }
 
 ib_status
-store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m,
+store_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *msg,
                      const store_prepared *prep, GBytes *raw, int rebuilt, const char *event_id,
                      int64_t *message_out)
 {
-  static const char sql_msg[] =
-      "INSERT INTO messages (ticket_id, direction, classification, provider, rfc_message_id, "
-      "raw_sha256, envelope_to, event_id, from_address, snippet, doc, created_at, "
-      "thread_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
-  static const char sql_raw[] =
-      "INSERT INTO raw_messages (message_id, rebuilt, bytes) VALUES (?1, ?2, ?3)";
-  static const char sql_ticket[] =
-      "UPDATE tickets SET message_count = message_count + 1, last_message_id = ?2, "
-      "updated_at = ?3, version = version + 1 WHERE id = ?1";
-  if (!prep->doc_text)
-    return IB_ERR_NOMEM;
-  ib_status rc = IB_ERR_INTERNAL;
-  sqlite3_stmt *st = db_stmt(tx->db, sql_msg);
-  if (!st)
-    return rc;
-  sqlite3_bind_int64(st, 1, ticket_id);
-  sqlite3_bind_text(st, 2, m->direction ? m->direction : "inbound", -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, ib_class_str(m->classification), -1, SQLITE_STATIC);
-  store_bind_text_or_null(st, 4, m->provider);
-  sqlite3_bind_text(st, 5, m->message_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 6, m->raw_sha256, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 7, prep->envelope_key, -1, SQLITE_STATIC);
-  store_bind_text_or_null(st, 8, event_id);
-  store_bind_text_or_null(st, 9, m->from ? m->from->address : NULL);
-  sqlite3_bind_text(st, 10, prep->snippet, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 11, prep->doc_text, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 12, tx->now, -1, SQLITE_STATIC);
-  store_bind_text_or_null(st, 13, m->thread_reason);
-  if ((rc = store_step_done(tx->db, st, "store a message")) != IB_OK)
-    return rc;
-  int64_t id = sqlite3_last_insert_rowid(db_handle(tx->db));
-
-  if (raw) {
-    gsize len = 0;
-    const void *data = g_bytes_get_data(raw, &len);
-    if (!(st = db_stmt(tx->db, sql_raw)))
-      return IB_ERR_INTERNAL;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, rebuilt ? 1 : 0);
-    bind_blob_or_zero(st, 3, data, len);
-    if ((rc = store_step_done(tx->db, st, "store raw bytes")) != IB_OK ||
-        (rc = fill_blob(tx, "raw_messages", "bytes", id, data, len)) != IB_OK)
-      return rc;
-  }
-  if ((rc = insert_attachments(tx, id, m)) != IB_OK || (rc = index_message(tx, id, prep)) != IB_OK)
-    return rc;
-  if (!(st = db_stmt(tx->db, sql_ticket)))
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, ticket_id);
-  sqlite3_bind_int64(st, 2, id);
-  sqlite3_bind_text(st, 3, tx->now, -1, SQLITE_STATIC);
-  if ((rc = store_step_done(tx->db, st, "update a ticket")) != IB_OK)
-    return rc;
-  *message_out = id;
-  return IB_OK;
-}
-
-ib_status
-store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_id)
-{
-  static const char sql[] =
-      "INSERT INTO events (type, ticket_id, message_id, at) VALUES (?1, ?2, ?3, ?4)";
-  sqlite3_stmt *st = db_stmt(tx->db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, ticket_id);
-  if (message_id)
-    sqlite3_bind_int64(st, 3, message_id);
-  else
-    sqlite3_bind_null(st, 3);
-  sqlite3_bind_text(st, 4, tx->now, -1, SQLITE_STATIC);
-  ib_status rc = store_step_done(tx->db, st, "append an event");
-  if (rc != IB_OK)
-    return rc;
-  tx->last_seq = sqlite3_last_insert_rowid(db_handle(tx->db));
-  if (tx->store->on_event)
-    rc = tx->store->on_event(tx->store->on_event_arg, tx, tx->last_seq, type, ticket_id,
-                             message_id);
-  return rc;
-}
-
-/* ---- Reads ----------------------------------------------------------------------------- */
-
-ib_status
-store_ping(ib_store *s)
-{
-  ib_db *db = store_reader(s);
-  if (!db)
-    return IB_ERR_STORAGE;
-  sqlite3_stmt *st = db_stmt(db, "SELECT 1 FROM meta LIMIT 1");
-  if (!st)
-    return IB_ERR_STORAGE;
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? IB_OK : IB_ERR_STORAGE;
-}
-
-#define TICKET_COLUMNS                                                                        \
-  "t.id, t.subject, t.status, t.customer_name, t.customer_address, t.created_at, "           \
-  "t.updated_at, t.message_count, t.tags, t.version, m.id, m.direction, m.snippet, "         \
-  "m.created_at"
-
-/* A ticket document from a row of TICKET_COLUMNS. */
-static json_t *
-ticket_from_row(sqlite3_stmt *st)
-{
-  json_t *tags = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
-  json_t *last = json_null();
-  if (sqlite3_column_type(st, 10) != SQLITE_NULL)
-    last = json_pack("{s:I, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 10),
-                     "direction", store_column_json_string(st, 11), "snippet",
-                     store_column_json_string(st, 12), "at", store_column_json_string(st, 13));
-  return json_pack("{s:I, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:I, s:o, s:o}", "id",
-                   (json_int_t)sqlite3_column_int64(st, 0), "subject", store_column_json_string(st, 1),
-                   "status", store_column_json_string(st, 2), "customer", "name",
-                   store_column_json_string(st, 3), "address", store_column_json_string(st, 4),
-                   "created_at", store_column_json_string(st, 5), "updated_at",
-                   store_column_json_string(st, 6), "message_count",
-                   (json_int_t)sqlite3_column_int64(st, 7), "last_message", last, "tags",
-                   tags ? tags : json_array());
-}
-
-ib_status
-store_ticket_doc(ib_db *db, int64_t id, json_t **doc_out)
-{
-  static const char sql[] = "SELECT " TICKET_COLUMNS " FROM tickets t "
-                            "LEFT JOIN messages m ON m.id = t.last_message_id "
-                            "WHERE t.id = ?1";
-  *doc_out = NULL;
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
-  if (rc == IB_OK) {
-    *doc_out = ticket_from_row(st);
-    if (!*doc_out)
-      rc = IB_ERR_NOMEM;
-  }
-  sqlite3_reset(st);
-  return rc;
-}
-
-#define MESSAGE_COLUMNS "id, ticket_id, doc, classification, thread_reason, created_at"
-
-/* The public document of a stored message (a row of MESSAGE_COLUMNS): ids first, then the stored document, with
- * attachment ids and URLs filled from ATT_IDS (ids in position order). */
-static json_t *
-message_from_row(ib_store *s, sqlite3_stmt *row, GArray *att_ids)
-{
-  int64_t id = sqlite3_column_int64(row, 0);
-  int64_t ticket_id = sqlite3_column_int64(row, 1);
-  json_t *doc = json_loads((const char *)sqlite3_column_text(row, 2), 0, NULL);
-  if (!doc)
-    return NULL;
-  /* The fields only the writer knew (see store_prepare()). */
-  json_object_set_new(doc, "classification", store_column_json_string(row, 3));
-  json_object_set_new(doc, "thread_reason", store_column_json_string(row, 4));
-  json_object_set_new(doc, "created_at", store_column_json_string(row, 5));
-  json_t *out = json_pack("{s:I, s:I}", "id", (json_int_t)id, "ticket_id", (json_int_t)ticket_id);
-  const char *key;
-  json_t *value;
-  json_object_foreach(doc, key, value) json_object_set(out, key, value);
-  json_t *atts = json_object_get(out, "attachments");
-  size_t i;
-  json_t *att;
-  json_array_foreach(atts, i, att)
-  {
-    if (i >= att_ids->len)
-      break;
-    int64_t aid = g_array_index(att_ids, int64_t, i);
-    char *url = g_strdup_printf("%s/api/attachments/%" G_GINT64_FORMAT, s->public_url, aid);
-    /* "id" first, as in DESIGN.md. */
-    json_t *copy = json_pack("{s:I}", "id", (json_int_t)aid);
-    json_object_update(copy, att);
-    json_object_set_new(copy, "url", json_string(url));
-    json_array_set_new(atts, i, copy);
-    g_free(url);
-  }
-  json_decref(doc);
-  return out;
-}
-
-static GArray *
-attachment_ids(ib_db *db, int64_t message_id)
-{
-  static const char sql[] = "SELECT id FROM attachments WHERE message_id = ?1 ORDER BY position";
-  GArray *ids = g_array_new(FALSE, FALSE, sizeof(int64_t));
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return ids;
-  sqlite3_bind_int64(st, 1, message_id);
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    int64_t id = sqlite3_column_int64(st, 0);
-    g_array_append_val(ids, id);
-  }
-  sqlite3_reset(st);
-  return ids;
-}
-
-static ib_status
-read_begin(ib_db *db)
-{
-  return db_exec(db, "BEGIN") == IB_OK ? IB_OK : IB_ERR_STORAGE;
-}
-
-static void
-read_end(ib_db *db)
-{
-  if (!sqlite3_get_autocommit(db_handle(db)))
-    sqlite3_exec(db_handle(db), "COMMIT", NULL, NULL, NULL);
-}
-
-ib_status
-store_ticket_thread(ib_store *s, int64_t id, json_t **doc_out, int64_t *version_out)
-{
-  static const char sql_ticket[] = "SELECT " TICKET_COLUMNS " FROM tickets t "
-                                   "LEFT JOIN messages m ON m.id = t.last_message_id "
-                                   "WHERE t.id = ?1";
-  static const char sql_msgs[] = "SELECT " MESSAGE_COLUMNS " FROM messages "
-                                 "WHERE ticket_id = ?1 ORDER BY id";
-  *doc_out = NULL;
-  ib_db *db = store_reader(s);
-  if (!db || read_begin(db) != IB_OK)
-    return IB_ERR_STORAGE;
-  ib_status rc = IB_ERR_INTERNAL;
-  json_t *ticket = NULL, *messages = NULL;
-  sqlite3_stmt *st = db_stmt(db, sql_ticket);
-  if (!st)
-    goto done;
-  sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
-  if (step != SQLITE_ROW) {
-    rc = step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
-    sqlite3_reset(st);
-    goto done;
-  }
-  ticket = ticket_from_row(st);
-  if (version_out)
-    *version_out = sqlite3_column_int64(st, 9);
-  sqlite3_reset(st);
-
-  messages = json_array();
-  st = db_stmt(db, sql_msgs);
-  if (!st)
-    goto done;
-  sqlite3_bind_int64(st, 1, id);
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    int64_t mid = sqlite3_column_int64(st, 0);
-    GArray *ids = attachment_ids(db, mid);
-    json_t *msg = message_from_row(s, st, ids);
-    g_array_unref(ids);
-    if (msg)
-      json_array_append_new(messages, msg);
-  }
-  sqlite3_reset(st);
-  if (step != SQLITE_DONE) {
-    rc = db_status(step);
-    goto done;
-  }
-  *doc_out = json_pack("{s:O, s:O}", "ticket", ticket, "messages", messages);
-  rc = *doc_out ? IB_OK : IB_ERR_NOMEM;
-done:
-  read_end(db);
-  json_decref(ticket);
-  json_decref(messages);
-  return rc;
-}
-
-ib_status
-store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
-                   char *next_at_out, size_t next_at_size, int64_t *next_id_out)
-{
-  static const char sql[] =
-      "SELECT " TICKET_COLUMNS " FROM tickets t "
-      "LEFT JOIN messages m ON m.id = t.last_message_id "
-      "WHERE (?1 IS NULL OR t.status = ?1) "
-      "AND (?2 IS NULL OR t.customer_address = ?2 COLLATE NOCASE) "
-      "AND (?3 IS NULL OR t.updated_at < ?3 OR (t.updated_at = ?3 AND t.id < ?4)) "
-      "AND (?6 IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE id IN "
-      "     (SELECT rowid FROM message_search WHERE message_search MATCH ?6))) "
-      "AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE json_each.value = ?7)) "
-      "AND (?8 IS NULL OR t.updated_at > ?8) "
-      "ORDER BY t.updated_at DESC, t.id DESC LIMIT ?5";
-  *doc_out = NULL;
-  *has_next_out = 0;
-  ib_db *db = store_reader(s);
-  if (!db)
-    return IB_ERR_STORAGE;
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  store_bind_text_or_null(st, 1, q->status);
-  store_bind_text_or_null(st, 2, q->customer);
-  if (q->has_cursor) {
-    sqlite3_bind_text(st, 3, q->cursor_updated_at, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, q->cursor_id);
-  }
-  /* One row more than asked tells whether there is a next page. */
-  sqlite3_bind_int(st, 5, q->limit + 1);
-  store_bind_text_or_null(st, 6, q->fts_query);
-  store_bind_text_or_null(st, 7, q->tag);
-  store_bind_text_or_null(st, 8, q->updated_since);
-  json_t *list = json_array();
-  int step, n = 0;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == q->limit) {
-      *has_next_out = 1;
-      break;
-    }
-    json_array_append_new(list, ticket_from_row(st));
-    g_strlcpy(next_at_out, (const char *)sqlite3_column_text(st, 6), next_at_size);
-    *next_id_out = sqlite3_column_int64(st, 0);
-    n++;
-  }
-  sqlite3_reset(st);
-  if (step != SQLITE_ROW && step != SQLITE_DONE) {
-    json_decref(list);
-    log_error("cannot list tickets: %s", sqlite3_errmsg(db_handle(db)));
-    return db_status(step);
-  }
-  *doc_out = json_pack("{s:o, s:n}", "tickets", list, "next_cursor");
-  return IB_OK;
+  return tx->store->ops->insert_message(tx, ticket_id, msg, prep, raw, rebuilt, event_id,
+                                        message_out);
 }
 
 ib_status
 store_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags_json,
                     int *changed_out)
 {
-  static const char sql[] =
-      "UPDATE tickets SET status = COALESCE(?2, status), tags = COALESCE(?3, tags), "
-      "updated_at = ?4, version = version + 1 "
-      "WHERE id = ?1 AND (status IS NOT COALESCE(?2, status) OR tags IS NOT COALESCE(?3, tags))";
-  static const char sql_exists[] = "SELECT 1 FROM tickets WHERE id = ?1";
-  *changed_out = 0;
-  sqlite3_stmt *st = db_stmt(tx->db, sql_exists);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (step == SQLITE_DONE)
-    return IB_ERR_NOT_FOUND;
-  if (step != SQLITE_ROW)
-    return db_status(step);
-  st = db_stmt(tx->db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, id);
-  store_bind_text_or_null(st, 2, status);
-  store_bind_text_or_null(st, 3, tags_json);
-  sqlite3_bind_text(st, 4, tx->now, -1, SQLITE_STATIC);
-  ib_status rc = store_step_done(tx->db, st, "update a ticket");
-  if (rc == IB_OK)
-    *changed_out = sqlite3_changes(db_handle(tx->db)) > 0;
-  return rc;
+  return tx->store->ops->update_ticket(tx, id, status, tags_json, changed_out);
+}
+
+ib_status
+store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_id)
+{
+  return tx->store->ops->add_event(tx, type, ticket_id, message_id);
+}
+
+ib_status
+store_replay_check(ib_tx *tx, const char *provider, const char *token, int64_t expires)
+{
+  return tx->store->ops->replay_check(tx, provider, token, expires);
+}
+
+ib_status
+store_ticket_of_message_id(ib_tx *tx, const char *msgid, int64_t *ticket_out)
+{
+  return tx->store->ops->ticket_of_message_id(tx, msgid, ticket_out);
+}
+
+ib_status
+store_ticket_brief_get(ib_tx *tx, int64_t ticket, store_ticket_brief *out)
+{
+  return tx->store->ops->ticket_brief_get(tx, ticket, out);
+}
+
+void
+store_ticket_brief_clear(store_ticket_brief *b)
+{
+  g_free(b->subject);
+  g_free(b->customer_name);
+  g_free(b->customer_address);
+  memset(b, 0, sizeof *b);
+}
+
+ib_status
+store_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_out)
+{
+  return tx->store->ops->is_participant(tx, ticket, address, yes_out);
+}
+
+ib_status
+store_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char *role)
+{
+  return tx->store->ops->add_participant(tx, ticket, address, role);
+}
+
+ib_status
+store_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
+                      int *count_out)
+{
+  return tx->store->ops->count_automatic(tx, address, since, cap, count_out);
+}
+
+ib_status
+store_flag_loop(ib_tx *tx, int64_t message_id)
+{
+  return tx->store->ops->flag_loop(tx, message_id);
+}
+
+ib_status
+store_add_suppression(ib_tx *tx, const char *address, const char *reason, const char *status,
+                      const char *diagnostic, int64_t message_id)
+{
+  return tx->store->ops->add_suppression(tx, address, reason, status, diagnostic, message_id);
+}
+
+ib_status
+store_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out, char **last_inbound_out)
+{
+  return tx->store->ops->thread_ids(tx, ticket, ids_out, last_inbound_out);
+}
+
+ib_status
+store_suppressions(ib_store *s, json_t **doc_out)
+{
+  return s->ops->suppressions(s, doc_out);
+}
+
+ib_status
+store_ping(ib_store *s)
+{
+  return s->ops->ping(s);
+}
+
+ib_status
+store_ticket_thread(ib_store *s, int64_t id, json_t **doc_out, int64_t *version_out)
+{
+  return s->ops->ticket_thread(s, id, doc_out, version_out);
+}
+
+ib_status
+store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
+                   char *next_at_out, size_t next_at_size, int64_t *next_id_out)
+{
+  return s->ops->list_tickets(s, q, doc_out, has_next_out, next_at_out, next_at_size,
+                              next_id_out);
 }
 
 ib_status
 store_message(ib_store *s, int64_t id, json_t **doc_out)
 {
-  static const char sql[] = "SELECT " MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
-  *doc_out = NULL;
-  ib_db *db = store_reader(s);
-  if (!db || read_begin(db) != IB_OK)
-    return IB_ERR_STORAGE;
-  ib_status rc = IB_ERR_INTERNAL;
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (st) {
-    sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-      GArray *ids = attachment_ids(db, id);
-      *doc_out = message_from_row(s, st, ids);
-      g_array_unref(ids);
-      rc = *doc_out ? IB_OK : IB_ERR_INTERNAL;
-    } else {
-      rc = step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
-    }
-    sqlite3_reset(st);
-  }
-  read_end(db);
-  return rc;
+  return s->ops->message(s, id, doc_out);
 }
 
 ib_status
 store_raw_size(ib_store *s, int64_t message_id, uint64_t *size_out)
 {
-  static const char sql[] = "SELECT length(bytes) FROM raw_messages WHERE message_id = ?1";
-  ib_db *db = store_reader(s);
-  if (!db)
-    return IB_ERR_STORAGE;
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, message_id);
-  int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
-  if (rc == IB_OK)
-    *size_out = (uint64_t)sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
-  return rc;
+  return s->ops->raw_size(s, message_id, size_out);
 }
 
 ib_status
 store_attachment_info_get(ib_store *s, int64_t id, store_attachment_info *out)
 {
-  static const char sql[] =
-      "SELECT size, filename, content_type, sha256 FROM attachments WHERE id = ?1";
-  memset(out, 0, sizeof *out);
-  ib_db *db = store_reader(s);
-  if (!db)
-    return IB_ERR_STORAGE;
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
-  if (rc == IB_OK) {
-    out->size = (uint64_t)sqlite3_column_int64(st, 0);
-    out->filename = g_strdup((const char *)sqlite3_column_text(st, 1));
-    out->content_type = g_strdup((const char *)sqlite3_column_text(st, 2));
-    g_strlcpy(out->sha256, (const char *)sqlite3_column_text(st, 3), sizeof out->sha256);
-  }
-  sqlite3_reset(st);
-  return rc;
+  return s->ops->attachment_info_get(s, id, out);
 }
 
 void
@@ -1262,71 +460,11 @@ ib_status
 store_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf,
                 size_t len, size_t *got_out)
 {
-  *got_out = 0;
-  ib_db *db = store_reader(s);
-  if (!db)
-    return IB_ERR_STORAGE;
-  sqlite3_blob *blob = NULL;
-  const char *table = kind == STORE_BLOB_RAW ? "raw_messages" : "attachments";
-  const char *column = kind == STORE_BLOB_RAW ? "bytes" : "data";
-  int rc = sqlite3_blob_open(db_handle(db), "main", table, column, id, 0, &blob);
-  if (rc != SQLITE_OK) {
-    sqlite3_blob_close(blob);
-    return rc == SQLITE_ERROR ? IB_ERR_NOT_FOUND : db_status(rc);
-  }
-  uint64_t size = (uint64_t)sqlite3_blob_bytes(blob);
-  if (off < size) {
-    size_t n = (size_t)MIN((uint64_t)len, size - off);
-    rc = sqlite3_blob_read(blob, buf, (int)n, (int)off);
-    if (rc == SQLITE_OK)
-      *got_out = n;
-  }
-  sqlite3_blob_close(blob);
-  return rc == SQLITE_OK ? IB_OK : db_status(rc);
+  return s->ops->blob_read(s, kind, id, off, buf, len, got_out);
 }
 
 ib_status
 store_events(ib_store *s, int64_t after, int limit, json_t **doc_out, int64_t *last_seq_out)
 {
-  static const char sql[] = "SELECT seq, type, ticket_id, message_id, at FROM events "
-                            "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
-  static const char sql_max[] = "SELECT COALESCE(MAX(seq), 0) FROM events";
-  *doc_out = NULL;
-  ib_db *db = store_reader(s);
-  if (!db)
-    return IB_ERR_STORAGE;
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, after);
-  sqlite3_bind_int(st, 2, limit);
-  json_t *events = json_array();
-  int64_t last = 0;
-  int step;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    last = sqlite3_column_int64(st, 0);
-    json_t *msg_id = sqlite3_column_type(st, 3) == SQLITE_NULL
-                         ? json_null()
-                         : json_integer(sqlite3_column_int64(st, 3));
-    json_array_append_new(events, json_pack("{s:I, s:o, s:I, s:o, s:o}", "seq", (json_int_t)last,
-                                            "type", store_column_json_string(st, 1), "ticket_id",
-                                            (json_int_t)sqlite3_column_int64(st, 2),
-                                            "message_id", msg_id, "at",
-                                            store_column_json_string(st, 4)));
-  }
-  sqlite3_reset(st);
-  if (step != SQLITE_DONE) {
-    json_decref(events);
-    return db_status(step);
-  }
-  if (json_array_size(events) == 0) {
-    st = db_stmt(db, sql_max);
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-      last = sqlite3_column_int64(st, 0);
-    if (st)
-      sqlite3_reset(st);
-  }
-  *last_seq_out = last;
-  *doc_out = json_pack("{s:o, s:I}", "events", events, "last_seq", (json_int_t)last);
-  return IB_OK;
+  return s->ops->events(s, after, limit, doc_out, last_seq_out);
 }

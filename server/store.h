@@ -1,5 +1,6 @@
-/* store.h: durable storage of tickets, messages, raw bytes, attachments and events in
- * SQLite (WAL). The only module that speaks SQL.
+/* store.h: durable storage of tickets, messages, raw bytes, attachments and events, in
+ * SQLite (WAL; a file path) or PostgreSQL (a postgresql:// URI; several inboxd nodes on
+ * one database). The only module that speaks SQL; nothing else knows which backend runs.
  *
  * Writes go through one writer thread that runs every waiting job inside one
  * transaction and commits them together (group commit, synchronous=FULL): a job's done
@@ -23,9 +24,17 @@ typedef struct store_options {
   int commit_batch;       /* most jobs per transaction (default 256) */
   int busy_timeout_ms;    /* how long to wait for a lock held by another process */
   const char *public_url; /* base for attachment URLs ("" or NULL: relative URLs) */
+  int pool_size;          /* PostgreSQL: read connections at most (default 8) */
+  const char *attachment_dir; /* attachment bytes as files named by SHA-256 in this
+                                 (shared) directory; NULL: in the database */
 } store_options;
 
-/* Open (create, migrate) the database at PATH and start the writer thread. Returns IB_OK,
+/* 1 when TARGET (a --db value) names a PostgreSQL database (postgresql:// or
+ * postgres://), 0 for an SQLite file. */
+int store_is_postgres(const char *target);
+
+/* Open (create, migrate) the database at PATH (an SQLite file, or a PostgreSQL URI) and
+ * start the writer thread. Returns IB_OK,
  * IB_ERR_STORAGE (cannot open or write), or IB_ERR_UNSUPPORTED (the database was made by a
  * newer inboxd). On failure *ERROR_OUT gets a new message (g_free). *STORE_OUT is new:
  * release it with store_close(). OPTS may be NULL. */
@@ -75,6 +84,13 @@ const char *store_now(const ib_tx *tx);
 typedef struct store_prepared store_prepared;
 store_prepared *store_prepare(const ib_message *msg);
 void store_prepared_free(store_prepared *prep);
+
+/* Inside a job, before looking up anything of MSG: serialize against other writers of
+ * the same database (other nodes) that handle a message sharing any Message-ID with MSG
+ * (its own, In-Reply-To, References, the original of a bounce or complaint), until the
+ * group commits. A no-op where one writer owns the database (SQLite). IB_OK or a
+ * storage status. */
+ib_status store_lock_message_ids(ib_tx *tx, const ib_message *msg);
 
 /* Inside a job. The identity of a stored message, for duplicate answers. */
 typedef struct store_msg_ref {

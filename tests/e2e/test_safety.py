@@ -62,22 +62,28 @@ def test_sql_is_never_built_from_strings():
             if SQL_WORDS.search(literal) and re.search(r"%[sdl]", literal):
                 offenders.append(f"{path.name}: formats SQL: {literal[:80]}")
         # 2. Statements are prepared only from literals or static SQL arrays.
-        for m in re.finditer(r"\b(db_stmt|db_exec|sqlite3_exec|sqlite3_prepare_v[23]?)\s*\(", text):
+        # (PostgreSQL: pg_query/pg_exec and libpq's own entry points, pg.c's helpers.)
+        for m in re.finditer(r"\b(db_stmt|db_exec|sqlite3_exec|sqlite3_prepare_v[23]?|pg_query|"
+                             r"pg_exec|PQexec|PQexecParams|PQprepare|PQsendQuery\w*)\s*\(",
+                             text):
             args = call_args(text, m.end())
-            if not args or re.search(r"\bconst\b|\bib_db\s*\*", args[0]):
+            if not args or re.search(r"\bconst\b|\bib_db\s*\*|\bpg_conn\s*\*|\bPGconn\s*\*",
+                                     args[0]):
                 continue  # a declaration or definition, not a call
             sql_arg = args[1] if len(args) > 1 else ""
             ok = (sql_arg.startswith('"') or re.fullmatch(r"sql\w*", sql_arg) or
-                  # the migration runner executes our own compiled-in .sql files
-                  (path.name == "store.c" and sql_arg == "(const char *)f->data") or
-                  # db.c's helpers pass their own parameter through
-                  (path.name == "db.c" and sql_arg in ("sql", "pragmas")))
+                  # the migration runners execute our own compiled-in .sql files
+                  (path.name in ("store_sqlite.c", "store_pg.c") and
+                   sql_arg == "(const char *)f->data") or
+                  # db.c's and pg.c's helpers pass their own parameter through
+                  (path.name in ("db.c", "pg.c") and sql_arg in ("sql", "pragmas", "name")))
             if not ok:
                 offenders.append(f"{path.name}: {m.group(1)} with SQL argument {sql_arg!r}")
     check_eq(offenders, [], "SQL built from strings")
     # 3. Only the store modules speak SQL at all.
-    speakers = {p.name for p in c_sources() if re.search(r"\bsqlite3_|db_stmt\(", p.read_text())}
-    check(speakers <= {"store.c", "store_conversation.c", "db.c", "faultvfs.c"} |
+    speakers = {p.name for p in c_sources()
+                if re.search(r"\bsqlite3_|db_stmt\(|\bPQ\w+\(|pg_query\(", p.read_text())}
+    check(speakers <= {"store.c", "db.c", "pg.c", "faultvfs.c"} |
           {p.name for p in (SRC / "server").glob("store_*.c")}, speakers)
 
 

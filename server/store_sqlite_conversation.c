@@ -1,9 +1,9 @@
-/* store_conversation.c: the SQL of threading, participants, suppressions and agent
+/* store_sqlite_conversation.c: the SQLite SQL of threading, participants, suppressions and agent
  * replies (store.h "Conversations"). */
 #include <string.h>
 
 #include "log.h"
-#include "store_internal.h"
+#include "store_sqlite.h"
 
 /* Run ST (bound) expecting at most one row; on a row call ROW(st, arg). Returns IB_OK,
  * IB_ERR_NOT_FOUND or a storage status. */
@@ -33,7 +33,7 @@ row_int64(sqlite3_stmt *st, void *arg)
 }
 
 ib_status
-store_ticket_of_message_id(ib_tx *tx, const char *msgid, int64_t *ticket_out)
+sqlite_ticket_of_message_id(ib_tx *tx, const char *msgid, int64_t *ticket_out)
 {
   /* messages_dedupe's first column is rfc_message_id: this is an index lookup. */
   static const char sql[] = "SELECT ticket_id FROM messages WHERE rfc_message_id = ?1 "
@@ -60,7 +60,7 @@ row_brief(sqlite3_stmt *st, void *arg)
 }
 
 ib_status
-store_ticket_brief_get(ib_tx *tx, int64_t ticket, store_ticket_brief *out)
+sqlite_ticket_brief_get(ib_tx *tx, int64_t ticket, store_ticket_brief *out)
 {
   static const char sql[] =
       "SELECT subject, customer_name, customer_address, status FROM tickets WHERE id = ?1";
@@ -72,17 +72,9 @@ store_ticket_brief_get(ib_tx *tx, int64_t ticket, store_ticket_brief *out)
   return one_row(tx->db, st, row_brief, out, "read a ticket");
 }
 
-void
-store_ticket_brief_clear(store_ticket_brief *b)
-{
-  g_free(b->subject);
-  g_free(b->customer_name);
-  g_free(b->customer_address);
-  memset(b, 0, sizeof *b);
-}
 
 ib_status
-store_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_out)
+sqlite_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_out)
 {
   static const char sql[] = "SELECT 1 FROM participants WHERE ticket_id = ?1 AND address = ?2";
   *yes_out = 0;
@@ -100,7 +92,7 @@ store_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_ou
 }
 
 ib_status
-store_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char *role)
+sqlite_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char *role)
 {
   /* A customer or agent stays what they were when they also appear in Cc. */
   static const char sql[] = "INSERT INTO participants (ticket_id, address, role) "
@@ -117,7 +109,7 @@ store_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char
 }
 
 ib_status
-store_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
+sqlite_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
                       int *count_out)
 {
   /* Only "more than the limit" matters: stop counting there, so a bounce storm from one
@@ -141,7 +133,7 @@ store_count_automatic(ib_tx *tx, const char *address, const char *since, int cap
 }
 
 ib_status
-store_flag_loop(ib_tx *tx, int64_t message_id)
+sqlite_flag_loop(ib_tx *tx, int64_t message_id)
 {
   static const char sql[] = "UPDATE messages SET loop_suspect = 1 WHERE id = ?1";
   sqlite3_stmt *st = db_stmt(tx->db, sql);
@@ -152,7 +144,7 @@ store_flag_loop(ib_tx *tx, int64_t message_id)
 }
 
 ib_status
-store_add_suppression(ib_tx *tx, const char *address, const char *reason, const char *status,
+sqlite_add_suppression(ib_tx *tx, const char *address, const char *reason, const char *status,
                       const char *diagnostic, int64_t message_id)
 {
   /* A hard bounce or complaint replaces what was there; a soft bounce never replaces
@@ -178,7 +170,7 @@ store_add_suppression(ib_tx *tx, const char *address, const char *reason, const 
 }
 
 ib_status
-store_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out, char **last_inbound_out)
+sqlite_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out, char **last_inbound_out)
 {
   static const char sql[] =
       "SELECT rfc_message_id, direction FROM messages WHERE ticket_id = ?1 ORDER BY id";
@@ -206,7 +198,7 @@ store_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out, char **last_inbo
 }
 
 ib_status
-store_suppressions(ib_store *s, json_t **doc_out)
+sqlite_suppressions(ib_store *s, json_t **doc_out)
 {
   static const char sql[] = "SELECT address, reason, status, diagnostic, message_id, at "
                             "FROM suppressions ORDER BY at DESC, address";
@@ -240,7 +232,7 @@ store_suppressions(ib_store *s, json_t **doc_out)
 }
 
 ib_status
-store_replay_check(ib_tx *tx, const char *provider, const char *token, int64_t expires)
+sqlite_replay_check(ib_tx *tx, const char *provider, const char *token, int64_t expires)
 {
   static const char sql_purge[] = "DELETE FROM replay_tokens WHERE expires_at < ?1";
   static const char sql_insert[] =
