@@ -13,10 +13,24 @@
 
 /* ---- Writer thread ----------------------------------------------------------------- */
 static void
-finish_jobs(GPtrArray *batch)
+finish_jobs(ib_store *s, GPtrArray *batch)
 {
+  for (guint i = batch->len; i-- > 0;) {
+    job *j = g_ptr_array_index(batch, i);
+    if (j->requeue) {
+      /* First in the next group, in the order it had. */
+      j->requeue = 0;
+      j->requeued++;
+      pthread_mutex_lock(&s->lock);
+      g_queue_push_head(&s->queue, j);
+      pthread_mutex_unlock(&s->lock);
+      g_ptr_array_index(batch, i) = NULL;
+    }
+  }
   for (guint i = 0; i < batch->len; i++) {
     job *j = g_ptr_array_index(batch, i);
+    if (!j)
+      continue;
     if (j->done)
       j->done(j->done_arg, j->status);
     g_free(j);
@@ -42,7 +56,7 @@ writer_main(void *arg)
     pthread_mutex_unlock(&s->lock);
 
     s->ops->run_batch(s, batch);
-    finish_jobs(batch);
+    finish_jobs(s, batch);
   }
   g_ptr_array_unref(batch);
   return NULL;
@@ -155,6 +169,7 @@ store_open(const char *path, const store_options *opts, ib_store **store_out, ch
   s->commit_batch = opts && opts->commit_batch > 0 ? opts->commit_batch : 256;
   s->busy_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
   s->pool_size = opts && opts->pool_size > 0 ? opts->pool_size : 8;
+  s->lease_ms = opts && opts->lease_ms > 0 ? opts->lease_ms : 60000;
   s->public_url = g_strdup(opts && opts->public_url ? opts->public_url : "");
   if (s->public_url[0] && g_str_has_suffix(s->public_url, "/"))
     s->public_url[strlen(s->public_url) - 1] = '\0';

@@ -25,6 +25,8 @@ typedef struct store_options {
   int busy_timeout_ms;    /* how long to wait for a lock held by another process */
   const char *public_url; /* base for attachment URLs ("" or NULL: relative URLs) */
   int pool_size;          /* PostgreSQL: read connections at most (default 8) */
+  int64_t lease_ms;       /* PostgreSQL: a node's claim on a delivery lasts this long
+                             (default 60000); after that, if the node died, any node sends it */
   const char *attachment_dir; /* attachment bytes as files named by SHA-256 in this
                                  (shared) directory; NULL: in the database */
 } store_options;

@@ -23,6 +23,8 @@ typedef struct job {
   store_done_fn done;
   void *done_arg;
   ib_status status;
+  int requeue;  /* the backend asks to run it again in a later group (a deadlock victim) */
+  int requeued; /* how often that happened */
 } job;
 
 /* What store_prepare() computes off the writer thread. */
@@ -52,6 +54,8 @@ struct ib_tx {
   pg_conn *pg;
   GPtrArray *events; /* of pg_event*: written, with their deliveries, at the group's end */
   guint job_events;  /* events added before the current job (rolled back with it) */
+  GArray *promotes;  /* of int64_t tickets whose next delivery may be due at commit */
+  guint job_promotes;
 };
 
 typedef struct store_ops {
@@ -134,6 +138,7 @@ struct ib_store {
   int commit_batch;
   int busy_ms;
   int pool_size;
+  int64_t lease_ms;
   char *public_url;
   char *attachment_dir; /* NULL: attachment bytes in the database */
   char *reply_secret;

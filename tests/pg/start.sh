@@ -1,0 +1,43 @@
+#!/bin/sh
+# start.sh DIR: initialize and start a throw-away PostgreSQL server for the tests, from
+# Debian's postgresql package: initdb in DIR, run as an unprivileged user (nobody when
+# started as root), listening on 127.0.0.1 only, on a free port, trust authentication for
+# the superuser "inboxd". Writes DIR/uri (postgresql://inboxd@127.0.0.1:PORT/postgres),
+# DIR/port and DIR/pid; stop it with stop.sh DIR. Safe to run again on a stopped DIR
+# (restarts it on the same port).
+set -eu
+dir=${1:?usage: start.sh DIR}
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bin/initdb" ] || { echo "start.sh: Debian's postgresql is not installed" >&2; exit 1; }
+
+as_user() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u nobody -- "$@"
+  else
+    "$@"
+  fi
+}
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+if [ "$(id -u)" -eq 0 ]; then
+  chown nobody "$dir"
+fi
+chmod 700 "$dir"
+if [ ! -f "$dir/data/PG_VERSION" ]; then
+  as_user "$bin/initdb" -D "$dir/data" -U inboxd -A trust -E UTF8 --locale=C \
+    --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+fi
+if [ ! -f "$dir/port" ]; then
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+    >"$dir/port"
+fi
+port=$(cat "$dir/port")
+# Tests want speed, not durability of the throw-away server: fsync off. Enough
+# connections for several e2e tests in parallel, each with a few inboxd nodes.
+as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off \
+-c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB" start >/dev/null
+head -n 1 "$dir/data/postmaster.pid" >"$dir/pid"
+echo "postgresql://inboxd@127.0.0.1:$port/postgres" >"$dir/uri"
+cat "$dir/uri"

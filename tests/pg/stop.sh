@@ -1,0 +1,17 @@
+#!/bin/sh
+# stop.sh DIR [--keep]: stop the server start.sh started in DIR (by its pid), then remove
+# DIR unless --keep is given.
+set -eu
+dir=${1:?usage: stop.sh DIR [--keep]}
+if [ -f "$dir/data/postmaster.pid" ]; then
+  pid=$(head -n 1 "$dir/data/postmaster.pid")
+  # SIGINT: PostgreSQL's fast shutdown (clients are disconnected).
+  kill -INT "$pid" 2>/dev/null || true
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+fi
+[ "${2:-}" = "--keep" ] || rm -rf "$dir"
