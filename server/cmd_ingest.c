@@ -21,6 +21,8 @@ static const char usage[] =
     "--db defaults to $INBOXD_DB, else inboxd.db; signed reply addresses use\n"
     "$INBOXD_REPLY_DOMAIN as inboxd serve's --reply-domain. A lock held by another\n"
     "process is waited for $INBOXD_DB_BUSY_TIMEOUT_MS (default 5000) milliseconds.\n"
+    "--db may be a postgresql:// URI; attachments go to $INBOXD_ATTACHMENT_DIR when\n"
+    "inboxd serve keeps them in a directory (--attachment-dir).\n"
     "Exit status: 0 stored (or already stored), 65 not an email message, 75 temporary\n"
     "failure (database locked, disk full...): the MTA keeps the mail and retries.\n";
 
@@ -109,6 +111,8 @@ cmd_ingest(int argc, char **argv)
   const char *busy = g_getenv("INBOXD_DB_BUSY_TIMEOUT_MS");
   if (busy)
     opts.busy_timeout_ms = (int)g_ascii_strtoll(busy, NULL, 10);
+  opts.attachment_dir = g_getenv("INBOXD_ATTACHMENT_DIR");
+  opts.pool_size = 1;
   st = store_open(db, &opts, &store, &err);
   if (st != IB_OK) {
     fprintf(stderr, "inboxd ingest: %s\n", err ? err : "cannot open the database");

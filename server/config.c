@@ -21,7 +21,18 @@ typedef struct opt {
 static const opt opts[] = {
     {"listen", OPT_STR, OFF(listen), "127.0.0.1:8080",
      "address to listen on (port 0: pick a free port and print it)"},
-    {"db", OPT_STR, OFF(db), "inboxd.db", "SQLite database file, created and migrated on start"},
+    {"db", OPT_STR, OFF(db), "inboxd.db",
+     "SQLite database file, created and migrated on start; a postgresql:// URI selects "
+     "PostgreSQL (several nodes on one database)"},
+    {"db-pool", OPT_INT, OFF(db_pool), "8",
+     "PostgreSQL: read connections per node at most (plus one for the writer and one for "
+     "change notifications)"},
+    {"forward-lease-ms", OPT_INT, OFF(forward_lease_ms), "60000",
+     "PostgreSQL: how long a node's claim on a delivery lasts; when the node dies, another "
+     "one sends the delivery after that (keep it above --forward-timeout-ms)"},
+    {"attachment-dir", OPT_STR, OFF(attachment_dir), NULL,
+     "keep attachment bytes as files named by their SHA-256 in this directory (shared by "
+     "every node) instead of in the database"},
     {"forward-url", OPT_STR, OFF(forward_url), NULL,
      "CRM / ticket URL that receives every event; none: forwarding off"},
     {"forward-secret", OPT_STR, OFF(forward_secret), NULL,

@@ -8,7 +8,10 @@
 
 typedef struct ib_config {
   char *listen;               /* HOST:PORT */
-  char *db;                   /* SQLite path (or postgresql:// URI, later) */
+  char *db;                   /* SQLite path, or postgresql:// URI */
+  int64_t db_pool;            /* PostgreSQL read connections per node */
+  int64_t forward_lease_ms;   /* PostgreSQL: lease of a claimed delivery */
+  char *attachment_dir;       /* attachments as files named by SHA-256; NULL: database */
   char *forward_url;
   char *forward_secret;
   int64_t forward_backoff_ms;

@@ -141,6 +141,9 @@ cmd_serve(int argc, char **argv)
   char *err = NULL;
   store_options sopts = {.commit_batch = (int)cfg.commit_batch,
                          .busy_timeout_ms = (int)cfg.db_busy_timeout_ms,
+                         .pool_size = (int)cfg.db_pool,
+                         .lease_ms = cfg.forward_lease_ms,
+                         .attachment_dir = cfg.attachment_dir,
                          .public_url = cfg.public_url};
   ib_status st = store_open(cfg.db, &sopts, &srv.store, &err);
   if (st != IB_OK) {

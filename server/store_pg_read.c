@@ -889,7 +889,8 @@ pg_outbox_list(ib_store *s, const char *status, int limit, int oldest_first, jso
   pg_params p = {0};
   pg_text(&p, status);
   pg_int(&p, limit);
-  PGresult *r = pg_query(c, oldest_first ? sql_old : sql_new, &p, 0);
+  const char *sql = oldest_first ? sql_old : sql_new;
+  PGresult *r = pg_query(c, sql, &p, 0);
   ib_status st = pg_check(c, r, "list deliveries");
   if (st == IB_OK) {
     json_t *list = json_array();

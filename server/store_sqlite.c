@@ -547,14 +547,21 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
 {
   static const char sql[] =
       "INSERT INTO attachments (message_id, position, filename, content_type, size, sha256, "
-      "content_id, disposition, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+      "content_id, disposition, data, in_file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+  const char *dir = tx->store->attachment_dir;
   for (guint i = 0; i < m->attachments->len; i++) {
     const ib_attachment *a = g_ptr_array_index(m->attachments, i);
+    gsize len = 0;
+    const void *data = a->data ? g_bytes_get_data(a->data, &len) : NULL;
+    /* The file is durable before the row that names it commits. */
+    if (dir) {
+      ib_status frc = store_file_put(dir, a->sha256, data, len);
+      if (frc != IB_OK)
+        return frc;
+    }
     sqlite3_stmt *st = db_stmt(tx->db, sql);
     if (!st)
       return IB_ERR_INTERNAL;
-    gsize len = 0;
-    const void *data = a->data ? g_bytes_get_data(a->data, &len) : NULL;
     sqlite3_bind_int64(st, 1, message_id);
     sqlite3_bind_int(st, 2, (int)i);
     store_bind_text_or_null(st, 3, a->filename);
@@ -565,9 +572,10 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
     store_bind_text_or_null(st, 7, a->content_id);
     sqlite3_bind_text(st, 8, a->disposition == IB_DISP_INLINE ? "inline" : "attachment", -1,
                       SQLITE_STATIC);
-    bind_blob_or_zero(st, 9, data, len);
+    bind_blob_or_zero(st, 9, dir ? "" : data, dir ? 0 : len);
+    sqlite3_bind_int(st, 10, dir ? 1 : 0);
     ib_status rc = store_step_done(tx->db, st, "store an attachment");
-    if (rc == IB_OK)
+    if (rc == IB_OK && !dir)
       rc = fill_blob(tx, "attachments", "data", sqlite3_last_insert_rowid(db_handle(tx->db)),
                      data, len);
     if (rc != IB_OK)
@@ -1017,10 +1025,33 @@ static ib_status
 sqlite_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf,
                 size_t len, size_t *got_out)
 {
+  static const char sql_file[] = "SELECT sha256 FROM attachments WHERE id = ?1 AND in_file = 1";
   *got_out = 0;
   ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
+  if (kind == STORE_BLOB_ATTACHMENT) {
+    sqlite3_stmt *st = db_stmt(db, sql_file);
+    if (!st)
+      return IB_ERR_INTERNAL;
+    sqlite3_bind_int64(st, 1, id);
+    int step = sqlite3_step(st);
+    char sha[65] = "";
+    if (step == SQLITE_ROW)
+      g_strlcpy(sha, (const char *)sqlite3_column_text(st, 0), sizeof sha);
+    sqlite3_reset(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+      return db_status(step);
+    if (step == SQLITE_ROW) {
+      if (!s->attachment_dir) {
+        log_error("attachment %" G_GINT64_FORMAT " is kept in a directory, but no "
+                  "--attachment-dir is set",
+                  id);
+        return IB_ERR_STORAGE;
+      }
+      return store_file_read(s->attachment_dir, sha, off, buf, len, got_out);
+    }
+  }
   sqlite3_blob *blob = NULL;
   const char *table = kind == STORE_BLOB_RAW ? "raw_messages" : "attachments";
   const char *column = kind == STORE_BLOB_RAW ? "bytes" : "data";

@@ -32,6 +32,110 @@ class TestFailure(AssertionError):
     pass
 
 
+class Skip(Exception):
+    """Raised by a test that does not apply to the backend it runs on (printed, counted)."""
+
+
+# ---- The database under test ----------------------------------------------------------------
+# INBOXD_TEST_DB=postgres runs every Server on a fresh database of the PostgreSQL server
+# tests/pg/start.sh started in INBOXD_PG_DIR (ctest's e2e_pg.* tests); otherwise each
+# Server gets a new SQLite file.
+
+def on_postgres():
+    return os.environ.get("INBOXD_TEST_DB") == "postgres"
+
+
+def skip_on_postgres(reason):
+    if on_postgres():
+        raise Skip(reason)
+
+
+def skip_unless_postgres(reason="needs PostgreSQL (INBOXD_TEST_DB=postgres)"):
+    if not on_postgres():
+        raise Skip(reason)
+
+
+def pg_dir():
+    d = os.environ.get("INBOXD_PG_DIR")
+    if not d or not (Path(d) / "uri").exists():
+        raise TestFailure("INBOXD_TEST_DB=postgres needs INBOXD_PG_DIR with a server started "
+                          "by tests/pg/start.sh")
+    return Path(d)
+
+
+def psql(uri, sql, input=None, check_status=True):
+    """Run SQL through psql on URI; returns rows as lists of strings."""
+    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                          uri, "-c", sql], capture_output=True, timeout=60, input=input)
+    if check_status and out.returncode != 0:
+        raise TestFailure(f"psql {sql!r}: {out.stderr.decode(errors='replace')}")
+    return [line.split("\t") for line in out.stdout.decode().splitlines() if line]
+
+
+_db_counter = [0]
+
+
+def new_pg_database(base_uri=None):
+    """A new, empty database on the test server; returns its URI."""
+    base = base_uri or (pg_dir() / "uri").read_text().strip()
+    _db_counter[0] += 1
+    name = f"t{os.getpid()}_{_db_counter[0]}_{random.getrandbits(24):x}"
+    psql(base, f"CREATE DATABASE {name}")
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def new_db(workdir):
+    """What --db gets for a fresh database: a PostgreSQL URI or an SQLite file in WORKDIR."""
+    return new_pg_database() if on_postgres() else str(Path(workdir) / "inboxd.db")
+
+
+def db_query(db, sql):
+    """Rows of SQL on the database DB (an SQLite file or a PostgreSQL URI), as strings."""
+    if db.startswith("postgres"):
+        return psql(db, sql)
+    import sqlite3
+    conn = sqlite3.connect(db)
+    try:
+        return [[str(v) for v in row] for row in conn.execute(sql).fetchall()]
+    finally:
+        conn.close()
+
+
+class DbLock:
+    """Hold a write lock on DB for a while (SQLite: BEGIN IMMEDIATE; PostgreSQL: a session
+    holding EXCLUSIVE locks on tickets and messages), so writers wait and time out."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        if self.db.startswith("postgres"):
+            self.proc = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.db],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT)
+            self.proc.stdin.write(b"BEGIN;\nLOCK TABLE tickets, messages IN EXCLUSIVE MODE;\n"
+                                  b"\\echo locked\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+            if b"locked" not in line:
+                raise TestFailure(f"cannot lock {self.db}: {line!r}")
+        else:
+            import sqlite3
+            self.conn = sqlite3.connect(self.db, timeout=5, isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc):
+        if self.db.startswith("postgres"):
+            self.proc.stdin.write(b"ROLLBACK;\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+            self.proc.stdout.close()
+        else:
+            self.conn.execute("ROLLBACK")
+            self.conn.close()
+
+
 def check(cond, what="check failed"):
     if not cond:
         raise TestFailure(what)
@@ -94,9 +198,12 @@ class Server:
     def __init__(self, *flags, db=None, env=None, workdir=None):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="inboxd-e2e-"))
         self._own_workdir = workdir is None
-        self.db = str(db or self.workdir / "inboxd.db")
+        self.db = str(db or new_db(self.workdir))
         self.flags = list(flags)
         self.env = dict(os.environ)
+        if self.db.startswith("postgres"):
+            # A short lease, so a test that kills a node sees its deliveries resumed soon.
+            self.env.setdefault("INBOXD_FORWARD_LEASE_MS", "2000")
         self.env.update(env or {})
         self.proc = None
         self.port = None
@@ -292,7 +399,7 @@ def make_mail(subject="Hello", frm="Alice Example <alice@example.org>",
 def run(module_globals):
     tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
     only = os.environ.get("INBOXD_TEST_ONLY")
-    failed = 0
+    failed = skipped = 0
     for name, fn in tests:
         if only and only not in name:
             continue
@@ -300,9 +407,12 @@ def run(module_globals):
         try:
             fn()
             print(f"ok   {name} ({time.time() - t0:.2f}s)", flush=True)
+        except Skip as e:
+            skipped += 1
+            print(f"skip {name}: {e}", flush=True)
         except Exception:
             failed += 1
             print(f"FAIL {name} ({time.time() - t0:.2f}s)\n{traceback.format_exc()}", flush=True)
     ran = sum(1 for n, _ in tests if not only or only in n)
-    print(f"{ran - failed} passed, {failed} failed")
+    print(f"{ran - failed - skipped} passed, {failed} failed, {skipped} skipped")
     sys.exit(1 if failed else 0)

@@ -9,7 +9,8 @@ import sqlite3
 import subprocess
 import time
 
-from inboxd_test import (FIXTURES, Server, all_fixture_emails, check, check_eq, make_mail,
+from inboxd_test import (FIXTURES, DbLock, Server, all_fixture_emails, check, check_eq,
+                         db_query, make_mail, new_db, on_postgres, psql,
                          parse_cli, read_http_response, run, run_cli, sha256, validate,
                          validate_thread)
 
@@ -205,16 +206,11 @@ def test_errors_are_json_with_fitting_status():
 
 def test_503_when_the_database_cannot_commit_then_recovers():
     with Server("--db-busy-timeout-ms", "200") as srv:
-        lock = sqlite3.connect(srv.db, timeout=5, isolation_level=None)
-        lock.execute("BEGIN IMMEDIATE")
-        try:
+        with DbLock(srv.db):
             r = srv.post_raw(make_mail(message_id="<busy@example.org>"))
             check_eq(r.status, 503, repr(r))
             check_eq(r.json()["error"]["code"], "storage_unavailable")
             check(r.header("retry-after"), "503 tells when to retry")
-        finally:
-            lock.execute("ROLLBACK")
-            lock.close()
         reply = srv.ingest(make_mail(message_id="<busy@example.org>"))
         check_eq(reply["duplicate"], False, "nothing half-written by the failed attempt")
         check_eq(len(srv.get_json("/api/tickets")["tickets"]), 1)
@@ -224,10 +220,9 @@ def test_sigterm_finishes_and_exits_zero():
     srv = Server().start()
     srv.ingest(make_mail())
     check_eq(srv.stop(), 0)
-    conn = sqlite3.connect(srv.db)
-    check_eq(conn.execute("PRAGMA integrity_check").fetchone()[0], "ok")
-    check_eq(conn.execute("SELECT count(*) FROM messages").fetchone()[0], 1)
-    conn.close()
+    if not on_postgres():
+        check_eq(db_query(srv.db, "PRAGMA integrity_check"), [["ok"]])
+    check_eq(db_query(srv.db, "SELECT count(*) FROM messages"), [["1"]])
 
 
 def test_env_configuration_and_newer_schema_refused():
@@ -235,12 +230,16 @@ def test_env_configuration_and_newer_schema_refused():
     with srv:
         check_eq(srv.post_raw(make_mail()).status, 413)
     import tempfile
-    db = os.path.join(tempfile.mkdtemp(prefix="inboxd-newer-"), "newer.db")
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '999')")
-    conn.commit()
-    conn.close()
+    db = new_db(tempfile.mkdtemp(prefix="inboxd-newer-"))
+    if on_postgres():
+        psql(db, "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL); "
+                 "INSERT INTO meta VALUES ('schema_version', '999')")
+    else:
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '999')")
+        conn.commit()
+        conn.close()
     out = subprocess.run([os.environ.get("INBOXD_BIN"), "serve", "--db", str(db), "--listen",
                           "127.0.0.1:0"], capture_output=True, timeout=30)
     check(out.returncode != 0, "a newer database must be refused")
@@ -261,11 +260,9 @@ def test_ingest_command():
                   "help@example.com", input=data)
     check(b"duplicate" in out.stdout, out.stdout)
     check_eq(run_cli("ingest", "--db", db, input=b"").returncode, 65)
-    lock = sqlite3.connect(db, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")
-    out = run_cli("ingest", "--db", db, input=make_mail(), env={"INBOXD_DB_BUSY_TIMEOUT_MS": "300"}, timeout=60)
-    lock.execute("ROLLBACK")
-    lock.close()
+    with DbLock(db):
+        out = run_cli("ingest", "--db", db, input=make_mail(),
+                      env={"INBOXD_DB_BUSY_TIMEOUT_MS": "300"}, timeout=60)
     check_eq(out.returncode, 75, "EX_TEMPFAIL while the database is locked")
     with srv:
         lst = srv.get_json("/api/tickets")["tickets"]

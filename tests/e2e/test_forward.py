@@ -714,7 +714,7 @@ def test_ingest_command_events_are_forwarded_by_the_server():
         srv.ingest(make_mail())
     out = run_cli("ingest", "--db", srv.db, input=make_mail(subject="no forwarding"))
     check_eq(out.returncode, 0, out.stderr)
-    with Server(workdir=workdir) as again:
+    with Server(workdir=workdir, db=srv.db) as again:
         check_eq(len(again.get_json("/api/tickets")["tickets"]), 2)
         check_eq(deliveries(again), [])
     shutil.rmtree(workdir, ignore_errors=True)

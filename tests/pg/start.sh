@@ -20,6 +20,12 @@ as_user() {
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# Already running (a run that was interrupted): use it.
+if [ -f "$dir/data/postmaster.pid" ] && [ -f "$dir/uri" ] &&
+  kill -0 "$(head -n 1 "$dir/data/postmaster.pid")" 2>/dev/null; then
+  cat "$dir/uri"
+  exit 0
+fi
 if [ "$(id -u)" -eq 0 ]; then
   chown nobody "$dir"
 fi

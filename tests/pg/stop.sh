@@ -5,8 +5,13 @@ set -eu
 dir=${1:?usage: stop.sh DIR [--keep]}
 if [ -f "$dir/data/postmaster.pid" ]; then
   pid=$(head -n 1 "$dir/data/postmaster.pid")
-  # SIGINT: PostgreSQL's fast shutdown (clients are disconnected).
-  kill -INT "$pid" 2>/dev/null || true
+  # SIGINT: PostgreSQL's fast shutdown (clients are disconnected, a checkpoint is
+  # written); SIGQUIT: immediate shutdown, enough for a server whose files go next.
+  if [ "${2:-}" = "--keep" ]; then
+    kill -INT "$pid" 2>/dev/null || true
+  else
+    kill -QUIT "$pid" 2>/dev/null || true
+  fi
   i=0
   while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do
     sleep 0.1
