@@ -215,5 +215,30 @@ def test_two_nodes_one_database_one_killed():
             a.stop()
 
 
+def test_long_poll_on_one_node_wakes_for_a_commit_on_the_other():
+    skip_unless_postgres("several nodes share one PostgreSQL database")
+    db = new_pg_database()
+    with Server(db=db) as a, Server(db=db) as b:
+        b.ingest(make_mail(subject="first"))
+        last = a.get_json("/api/events?after=0")["last_seq"]
+        check_eq(last, 2, "node a reads what node b committed")
+        result = {}
+
+        def poll():
+            t0 = time.monotonic()
+            result["doc"] = a.get_json(f"/api/events?after={last}&wait=20")
+            result["took"] = time.monotonic() - t0
+        waiter = threading.Thread(target=poll)
+        waiter.start()
+        time.sleep(0.5)  # the long poll is waiting on node a
+        b.ingest(make_mail(subject="second"))
+        waiter.join(30)
+        check_eq([e["seq"] for e in result["doc"]["events"]], [3, 4])
+        # Woken by NOTIFY, not by the end of the wait (20 s).
+        check(result["took"] < 5, f"the long poll on node a took {result['took']:.2f}s")
+        print(f"long poll on node a answered {result['took'] - 0.5:.3f}s after node b's "
+              f"commit began")
+
+
 if __name__ == "__main__":
     run(globals())
