@@ -5,9 +5,10 @@
 set -eu
 
 BUILD="build-essential cmake pkg-config libgmime-3.0-dev libmicrohttpd-dev libjansson-dev
-libsqlite3-dev libcurl4-openssl-dev libglib2.0-dev libxml2-dev libytnef0-dev libssl-dev"
+libsqlite3-dev libpq-dev libcurl4-openssl-dev libglib2.0-dev libxml2-dev libytnef0-dev libssl-dev"
+# postgresql: the e2e_pg tests start a throw-away server of their own (tests/pg/start.sh).
 TEST="python3 python3-jsonschema clang libclang-rt-14-dev llvm openssl sqlite3 curl
-valgrind procps chromium fonts-dejavu-core"
+valgrind procps chromium fonts-dejavu-core postgresql postgresql-client"
 
 pkgs="$BUILD"
 if [ "${1:-}" = "--test" ]; then
@@ -27,6 +28,16 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# The tests start PostgreSQL servers of their own: no system-wide cluster (and no daemon
+# left running) from installing the package.
+case " $missing " in
+*" postgresql "*)
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $SUDO mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  ;;
+esac
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
