@@ -19,4 +19,8 @@ if [ -f "$dir/data/postmaster.pid" ]; then
   done
   kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
 fi
-[ "${2:-}" = "--keep" ] || rm -rf "$dir"
+if [ "${2:-}" != "--keep" ]; then
+  # The data directory may be a link to memory (start.sh).
+  [ -L "$dir/data" ] && rm -rf "$(readlink -f "$dir/data")"
+  rm -rf "$dir"
+fi
