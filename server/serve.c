@@ -85,6 +85,7 @@ parse_level(const char *name)
 static void
 teardown(ib_server *srv, int64_t grace_ms)
 {
+  store_forget_listeners(srv->store);
   forward_stop(srv->forward, grace_ms);
   feed_free(srv->feed);
   if (srv->sns) {

@@ -139,8 +139,21 @@ store_now(const ib_tx *tx)
 void
 store_notify_commit(ib_store *s, int64_t last_seq)
 {
-  for (int i = 0; i < STORE_COMMIT_LISTENERS && s->on_commit[i]; i++)
+  /* Held while the listeners run, so store_forget_listeners() can wait for them. */
+  pthread_mutex_lock(&s->listeners_lock);
+  for (int i = 0; !s->listeners_off && i < STORE_COMMIT_LISTENERS && s->on_commit[i]; i++)
     s->on_commit[i](s->on_commit_arg[i], last_seq);
+  pthread_mutex_unlock(&s->listeners_lock);
+}
+
+void
+store_forget_listeners(ib_store *s)
+{
+  if (!s)
+    return;
+  pthread_mutex_lock(&s->listeners_lock);
+  s->listeners_off = 1;
+  pthread_mutex_unlock(&s->listeners_lock);
 }
 
 const char *
@@ -176,6 +189,7 @@ store_open(const char *path, const store_options *opts, ib_store **store_out, ch
   s->attachment_dir =
       opts && opts->attachment_dir && *opts->attachment_dir ? g_strdup(opts->attachment_dir) : NULL;
   pthread_mutex_init(&s->lock, NULL);
+  pthread_mutex_init(&s->listeners_lock, NULL);
   pthread_cond_init(&s->wake, NULL);
   g_queue_init(&s->queue);
 
@@ -211,6 +225,7 @@ store_close(ib_store *s)
   pthread_mutex_unlock(&s->lock);
   s->ops->close(s);
   pthread_mutex_destroy(&s->lock);
+  pthread_mutex_destroy(&s->listeners_lock);
   pthread_cond_destroy(&s->wake);
   g_free(s->public_url);
   g_free(s->attachment_dir);

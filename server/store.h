@@ -64,11 +64,17 @@ void store_submit(ib_store *store, store_job_fn job, void *job_arg, store_done_f
 /* Run JOB and wait for its commit. Returns the status DONE would have seen. */
 ib_status store_run(ib_store *store, store_job_fn job, void *arg);
 
-/* Called on the writer thread after every successful commit that added events, with the
- * newest event sequence number. Several listeners (the change feed, the forwarder) may
+/* Called after every successful commit that added events, with the newest event sequence
+ * number: on the writer thread, and (PostgreSQL) on a listener thread for the commits of
+ * other nodes. Several listeners (the change feed, the forwarder) may
  * register, up to four; set them before traffic starts. Must not block. */
 typedef void (*store_commit_fn)(void *arg, int64_t last_seq);
 void store_on_commit(ib_store *store, store_commit_fn fn, void *arg);
+
+/* Stop calling the commit listeners; when this returns none is running, so they may be
+ * freed. Commits of other nodes can arrive at any time (PostgreSQL): call it before
+ * stopping what registered them. NULL is a no-op. */
+void store_forget_listeners(ib_store *store);
 
 /* Called inside the transaction for every event appended (store_add_event), so a
  * subscriber (the forwarder's outbox) can add rows that commit or roll back with it.

@@ -56,6 +56,8 @@ struct ib_tx {
   guint job_events;  /* events added before the current job (rolled back with it) */
   GArray *promotes;  /* of int64_t tickets whose next delivery may be due at commit */
   guint job_promotes;
+  int keys_locked;   /* a job of this group took Message-ID locks */
+  int lock_busy;     /* the current job found a Message-ID lock taken: run it later */
 };
 
 typedef struct store_ops {
@@ -150,6 +152,8 @@ struct ib_store {
   GQueue queue; /* of job* */
   int stopping;
 
+  pthread_mutex_t listeners_lock;
+  int listeners_off; /* store_forget_listeners() was called */
   store_commit_fn on_commit[STORE_COMMIT_LISTENERS];
   void *on_commit_arg[STORE_COMMIT_LISTENERS];
   store_event_fn on_event;

@@ -608,6 +608,7 @@ pg_run_batch(ib_store *s, GPtrArray *batch)
       }
       tx.job_events = tx.events->len;
       tx.job_promotes = tx.promotes->len;
+      tx.lock_busy = 0;
       j->status = j->fn(&tx, j->arg);
       pg_failure why = pg_last_failure(c);
       if (j->status == IB_OK) {
@@ -624,7 +625,9 @@ pg_run_batch(ib_store *s, GPtrArray *batch)
       }
       if (why == PG_FAIL_UNIQUE && run < UNIQUE_RERUNS)
         continue; /* another node stored it first: the job now finds it */
-      if (why == PG_FAIL_RETRY && j->requeued < REQUEUE_MAX)
+      if (tx.lock_busy)
+        j->requeue = 1; /* first in the next group, where it may wait for the lock */
+      else if (why == PG_FAIL_RETRY && j->requeued < REQUEUE_MAX)
         j->requeue = 1; /* a deadlock victim: again after this group has committed */
       break;
     }
@@ -671,10 +674,15 @@ add_key(GArray *keys, const char *msgid)
   g_array_append_val(keys, key);
 }
 
+/* Deadlock-free across groups: only a group's first locking job waits for a lock (in
+ * sorted order, holding no other); a later job of the group only tries, and when a key is
+ * taken it is rolled back (which releases what it took) and runs first in the next group.
+ * A group therefore never waits for a Message-ID lock while holding one. */
 static ib_status
 pg_lock_message_ids(ib_tx *tx, const ib_message *m)
 {
-  static const char sql[] = "SELECT pg_advisory_xact_lock($1::bigint)";
+  static const char sql_wait[] = "SELECT pg_advisory_xact_lock($1::bigint)";
+  static const char sql_try[] = "SELECT pg_try_advisory_xact_lock($1::bigint)";
   GArray *keys = g_array_new(FALSE, FALSE, sizeof(int64_t));
   add_key(keys, m->message_id);
   add_key(keys, m->in_reply_to);
@@ -684,9 +692,8 @@ pg_lock_message_ids(ib_tx *tx, const ib_message *m)
     add_key(keys, m->bounce->original_message_id);
   if (m->complaint)
     add_key(keys, m->complaint->original_message_id);
-  /* One order for everybody: two messages that share keys never wait on each other in
-   * a cycle. */
   g_array_sort(keys, compare_i64);
+  int wait = !tx->keys_locked;
   ib_status st = IB_OK;
   for (guint i = 0; i < keys->len && st == IB_OK; i++) {
     int64_t k = g_array_index(keys, int64_t, i);
@@ -694,10 +701,16 @@ pg_lock_message_ids(ib_tx *tx, const ib_message *m)
       continue;
     pg_params p = {0};
     pg_int(&p, k);
-    PGresult *r = pg_query(tx->pg, sql, &p, 0);
+    PGresult *r = pg_query(tx->pg, wait ? sql_wait : sql_try, &p, 0);
     st = pg_check(tx->pg, r, "lock a conversation");
+    if (st == IB_OK && !wait && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+      tx->lock_busy = 1;
+      st = IB_ERR_STORAGE;
+    }
     PQclear(r);
   }
+  if (keys->len)
+    tx->keys_locked = 1;
   g_array_unref(keys);
   return st;
 }

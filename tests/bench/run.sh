@@ -3,6 +3,7 @@
 # INBOXD_BENCH_BUILD says otherwise), raise the open-file limit, run bench.py.
 # usage: tests/bench/run.sh [bench.py options]      e.g. --runs 5, --only rounds,parse
 #        tests/bench/run.sh --profile [profile.py options]
+#        tests/bench/run.sh --pg [pg_bench.py options]   (one vs two nodes on PostgreSQL)
 set -eu
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${INBOXD_BENCH_BUILD:-$SRC/build-bench}
@@ -20,6 +21,10 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt 16384 ]; then
 fi
 ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 
+if [ "${1:-}" = --pg ]; then
+  shift
+  exec "$PY" "$SRC/tests/bench/pg_bench.py" --build-dir "$BUILD" "$@"
+fi
 if [ "${1:-}" = --profile ]; then
   shift
   exec "$PY" "$SRC/tests/bench/profile.py" --build-dir "$BUILD" "$@"

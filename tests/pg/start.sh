@@ -31,8 +31,10 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 chmod 700 "$dir"
 # The data directory goes to memory when it can (/dev/shm): tests create and drop many
-# databases, which is slow on some disks; the server is thrown away anyway.
-if [ ! -e "$dir/data" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+# databases, which is slow on some disks; the server is thrown away anyway. A durable
+# server (benchmarks) stays on disk.
+if [ ! -e "$dir/data" ] && [ "${INBOXD_PG_DURABLE:-0}" != 1 ] && [ -d /dev/shm ] &&
+  [ -w /dev/shm ]; then
   mem=$(mktemp -d /dev/shm/inboxd-pg.XXXXXX)
   [ "$(id -u)" -eq 0 ] && chown nobody "$mem"
   chmod 700 "$mem"
@@ -47,11 +49,14 @@ if [ ! -f "$dir/port" ]; then
     >"$dir/port"
 fi
 port=$(cat "$dir/port")
-# Tests want speed, not durability of the throw-away server: fsync off. Enough
-# connections for several e2e tests in parallel, each with a few inboxd nodes.
+# Tests want speed, not durability of the throw-away server: fsync off (unless
+# INBOXD_PG_DURABLE=1, for benchmarks). Enough connections for several e2e tests in
+# parallel, each with a few inboxd nodes.
+fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${INBOXD_PG_DURABLE:-0}" = 1 ] && fast=""
 as_user "$bin/pg_ctl" -D "$(readlink -f "$dir/data")" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off \
--c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB" start >/dev/null
+  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $fast -c max_connections=300 \
+-c shared_buffers=128MB" start >/dev/null
 head -n 1 "$dir/data/postmaster.pid" >"$dir/pid"
 echo "postgresql://inboxd@127.0.0.1:$port/postgres" >"$dir/uri"
 cat "$dir/uri"
