@@ -28,7 +28,7 @@ adapter_result_clear(adapter_result *res)
   g_free(res->replay_token);
   g_free(res->subscribe_url);
   g_free(res->note);
-  adapter_result_init(res);
+  memset(res, 0, sizeof *res);
 }
 
 ib_status
@@ -77,6 +77,8 @@ adapter_run(const char *provider, const adapter_request *req, const adapter_conf
   static const adapter_config no_config;
   if (!cfg)
     cfg = &no_config;
+  if (!res->inbound) /* zeroed by adapter_result_clear(): ready again */
+    adapter_result_init(res);
   for (size_t i = 0; provider && i < G_N_ELEMENTS(providers); i++) {
     if (strcmp(provider, providers[i].name) != 0)
       continue;

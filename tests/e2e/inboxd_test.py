@@ -104,6 +104,13 @@ class Server:
     def start(self, timeout=20):
         self.log = open(self.workdir / "server.log", "ab")
         cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--db", self.db] + self.flags
+        if os.environ.get("INBOXD_VALGRIND"):
+            # tests/valgrind.sh: the server under memcheck; any error or definite leak
+            # makes it exit 99, which stop() reports.
+            cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                   "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+                   "--num-callers=30", f"--suppressions={SRC}/tests/valgrind.supp"] + cmd
+            timeout = max(timeout, 120)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, env=self.env)
         deadline = time.time() + timeout
         line = b""
