@@ -868,6 +868,7 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
   if (parse_listen(srv->cfg->listen, &addr, &v6, error_out) != 0)
     return IB_ERR_INVALID;
   srv->routes = routes;
+  srv->quiesced_fd = -1;
   pthread_mutex_init(&srv->active_lock, NULL);
   pthread_cond_init(&srv->active_cond, NULL);
   unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
@@ -897,10 +898,12 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
 void
 http_quiesce(ib_server *srv)
 {
-  if (srv->daemon) {
+  /* The listening socket is ours now, but MHD's worker threads may still hold it in
+   * their epoll sets until the daemon stops: closing it here would let the number be
+   * reused by the next open() while MHD still acts on it. http_stop() closes it. */
+  if (srv->daemon && srv->quiesced_fd < 0) {
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-      close(fd);
+    srv->quiesced_fd = fd == MHD_INVALID_SOCKET ? -1 : (int)fd;
   }
 }
 
@@ -930,6 +933,9 @@ http_stop(ib_server *srv)
   if (srv->daemon) {
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    if (srv->quiesced_fd >= 0)
+      close(srv->quiesced_fd);
+    srv->quiesced_fd = -1;
     pthread_mutex_destroy(&srv->active_lock);
     pthread_cond_destroy(&srv->active_cond);
   }

@@ -162,14 +162,20 @@ class Server:
         return self.start()
 
     def __exit__(self, *exc):
+        ok = exc[0] is None
         try:
             if self.proc:
                 rc = self.stop()
-                if exc[0] is None:
-                    check_eq(rc, 0, "exit status after SIGTERM")
+                if ok and rc != 0:
+                    ok = False
+                    raise TestFailure(f"exit status after SIGTERM: {rc}; log:\n"
+                                      f"{self.log_text()[-3000:]}")
         finally:
-            if self._own_workdir and exc[0] is None:
+            # A failing test keeps its directory (database and server.log) for a look.
+            if self._own_workdir and ok:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+            elif not ok:
+                print(f"kept {self.workdir}", file=sys.stderr)
 
     # -- HTTP --
 
