@@ -491,8 +491,7 @@ adapter_numbered_fields(const form *f, const char *prefix, int files_only)
   GPtrArray *out = g_ptr_array_new();
   for (size_t i = 0; i < form_size(f); i++) {
     const form_field *ff = form_at(f, i);
-    if (adapter_field_number(ff->name, prefix) &&
-        (!files_only || ff->filename || ff->content_type))
+    if (adapter_field_number(ff->name, prefix) && (!files_only || ff->filename || ff->content_type))
       g_ptr_array_add(out, (gpointer)ff);
   }
   g_ptr_array_sort_with_data(out, by_field_number, (gpointer)prefix);
