@@ -745,7 +745,12 @@ repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts, ib_message
   GByteArray *arr = g_byte_array_sized_new((guint)(strlen(head) + plen));
   g_byte_array_append(arr, (const guint8 *)head, (guint)strlen(head));
   g_byte_array_append(arr, (const guint8 *)pro, (guint)plen);
-  GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(arr); /* owns ARR */
+  /* ARR must live as long as the part: *BASE_OUT points into it, and the part's streams
+   * may read from it. The stream does not own it (when no part keeps the stream, the
+   * stream goes with the parser); the returned part does, as object data, which GObject
+   * frees after the part's own finalize has released its streams. */
+  GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(arr);
+  g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
   GMimeParser *parser = g_mime_parser_new_with_stream(stream);
   GMimeObject *part = g_mime_parser_construct_part(parser, opts);
   g_object_unref(parser);
@@ -754,9 +759,12 @@ repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts, ib_message
       g_mime_multipart_get_count(GMIME_MULTIPART(part)) == 0) {
     if (part)
       g_object_unref(part);
+    g_byte_array_unref(arr);
     g_free(head);
     return NULL;
   }
+  g_object_set_data_full(G_OBJECT(part), "inboxd-repair-buffer", arr,
+                         (GDestroyNotify)g_byte_array_unref);
   ib_message_warn(msg, "multipart_boundary_guessed",
                   "multipart/%s without a matching boundary; used \"%.*s\" found in its body", sub,
                   (int)blen, bnd);
