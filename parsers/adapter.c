@@ -28,7 +28,7 @@ adapter_result_clear(adapter_result *res)
   g_free(res->replay_token);
   g_free(res->subscribe_url);
   g_free(res->note);
-  adapter_result_init(res);
+  memset(res, 0, sizeof *res);
 }
 
 ib_status
@@ -77,6 +77,8 @@ adapter_run(const char *provider, const adapter_request *req, const adapter_conf
   static const adapter_config no_config;
   if (!cfg)
     cfg = &no_config;
+  if (!res->inbound) /* zeroed by adapter_result_clear(): ready again */
+    adapter_result_init(res);
   for (size_t i = 0; provider && i < G_N_ELEMENTS(providers); i++) {
     if (strcmp(provider, providers[i].name) != 0)
       continue;
@@ -461,4 +463,37 @@ adapter_to_utf8(const char *data, size_t len, const char *charset, const char *w
                   "%s is not valid %s; decoded as UTF-8 with replacement characters", what,
                   charset && charset[0] ? charset : "UTF-8");
   return g_utf8_make_valid(data, (gssize)len);
+}
+
+unsigned
+adapter_field_number(const char *name, const char *prefix)
+{
+  size_t n = strlen(prefix);
+  guint64 v = 0;
+  if (strncmp(name, prefix, n) != 0 ||
+      !g_ascii_string_to_unsigned(name + n, 10, 1, 100000, &v, NULL))
+    return 0;
+  return (unsigned)v;
+}
+
+static gint
+by_field_number(gconstpointer a, gconstpointer b, gpointer prefix)
+{
+  const form_field *fa = *(const form_field *const *)a, *fb = *(const form_field *const *)b;
+  unsigned na = adapter_field_number(fa->name, prefix);
+  unsigned nb = adapter_field_number(fb->name, prefix);
+  return na < nb ? -1 : na > nb;
+}
+
+GPtrArray *
+adapter_numbered_fields(const form *f, const char *prefix, int files_only)
+{
+  GPtrArray *out = g_ptr_array_new();
+  for (size_t i = 0; i < form_size(f); i++) {
+    const form_field *ff = form_at(f, i);
+    if (adapter_field_number(ff->name, prefix) && (!files_only || ff->filename || ff->content_type))
+      g_ptr_array_add(out, (gpointer)ff);
+  }
+  g_ptr_array_sort_with_data(out, by_field_number, (gpointer)prefix);
+  return out;
 }

@@ -142,7 +142,7 @@ typedef struct adapter_result {
 /* Prepare RES for adapter_run(): empty, provider NULL, http_status 200. */
 void adapter_result_init(adapter_result *res);
 
-/* Release what RES owns and leave it as after adapter_result_init(). */
+/* Release what RES owns. RES is left zeroed; adapter_run() takes it again as it is. */
 void adapter_result_clear(adapter_result *res);
 
 /* Run the adapter named PROVIDER ("sendgrid", "mailgun", "postmark", "ses", "mandrill",
@@ -154,7 +154,7 @@ void adapter_result_clear(adapter_result *res);
  * stale), IB_ERR_FORBIDDEN (SNS topic not allowed), IB_ERR_LIMIT (form caps),
  * IB_ERR_IO (SNS certificate not available now: 503, retry) or IB_ERR_INTERNAL
  * (configuration missing: 500). REQ and CFG are borrowed for the call; RES must have been
- * initialized and is released with adapter_result_clear(). */
+ * initialized (or cleared) and is released with adapter_result_clear(). */
 ib_status adapter_run(const char *provider, const adapter_request *req, const adapter_config *cfg,
                       adapter_result *res);
 

@@ -39,6 +39,14 @@ ib_status adapter_form(const adapter_request *req, const adapter_config *cfg, ad
  * in strings). Returns a new reference, or NULL with *WHY_OUT a new sentence (g_free). */
 json_t *adapter_json_load(const char *buf, size_t len, char **why_out);
 
+/* "PREFIX<N>" -> N (1 to 100000), or 0 when NAME has another shape. */
+unsigned adapter_field_number(const char *name, const char *prefix);
+
+/* The fields of F named PREFIX<N> ("attachment-1", "attachment2"...), sorted by N; with
+ * FILES_ONLY only file parts (a mail header of that name can arrive as a plain field).
+ * Returns a new array (g_ptr_array_unref) of fields borrowed from F. */
+GPtrArray *adapter_numbered_fields(const form *f, const char *prefix, int files_only);
+
 /* As adapter_json_load(), refusing documents nested deeper than MAX_DEPTH (0: the
  * default of 64) before jansson sees them: a provider's payload is a few levels deep. */
 json_t *adapter_json_load_depth(const char *buf, size_t len, size_t max_depth, char **why_out);

@@ -52,7 +52,8 @@ starts_ci(const char *s, const char *prefix)
 static char *
 clean_dup(const char *s, gssize len)
 {
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   char *valid = g_utf8_make_valid(s, len);
   GString *out = g_string_new(NULL);
   int pending = 0;
@@ -61,7 +62,8 @@ clean_dup(const char *s, gssize len)
       pending = out->len > 0;
       continue;
     }
-    if (pending) g_string_append_c(out, ' ');
+    if (pending)
+      g_string_append_c(out, ' ');
     pending = 0;
     g_string_append_c(out, *p);
   }
@@ -78,7 +80,8 @@ static char *
 header_token(const ib_message *msg, const char *name)
 {
   const char *v = ib_message_header(msg, name);
-  if (!v) return NULL;
+  if (!v)
+    return NULL;
   v = skip_ws(v);
   size_t n = strcspn(v, " \t;,(");
   return n ? g_ascii_strdown(v, n) : NULL;
@@ -165,7 +168,8 @@ static int
 starts_any(const char *t, const char *const *phrases)
 {
   for (const char *const *p = phrases; *p; p++)
-    if (starts_ci(t, *p)) return 1;
+    if (starts_ci(t, *p))
+      return 1;
   return 0;
 }
 
@@ -176,7 +180,8 @@ find_line(const body *b, guint from, const char *const *phrases)
 {
   for (guint i = from; i < b->n; i++) {
     const char *t = skip_ws(b->lines[i]);
-    if (*t != '>' && starts_any(t, phrases)) return (int)i;
+    if (*t != '>' && starts_any(t, phrases))
+      return (int)i;
   }
   return -1;
 }
@@ -185,7 +190,8 @@ static int
 body_contains(const body *b, const char *const *phrases)
 {
   for (const char *const *p = phrases; *p; p++)
-    if (body_has(b, *p)) return 1;
+    if (body_has(b, *p))
+      return 1;
   return 0;
 }
 
@@ -206,7 +212,8 @@ sender_is_mailer(const ib_message *msg, int with_postmaster)
     const char *at = strchr(addr, '@');
     size_t n = at ? (size_t)(at - addr) : strlen(addr);
     for (const char *const *l = locals; *l; l++)
-      if (n == strlen(*l) && g_ascii_strncasecmp(addr, *l, n) == 0) return 1;
+      if (n == strlen(*l) && g_ascii_strncasecmp(addr, *l, n) == 0)
+        return 1;
     if (with_postmaster && n == strlen("postmaster") &&
         g_ascii_strncasecmp(addr, "postmaster", n) == 0)
       return 1;
@@ -220,9 +227,11 @@ sender_is_mailer(const ib_message *msg, int with_postmaster)
 static int
 null_sender(const ib_message *msg)
 {
-  if (msg->envelope_from && *msg->envelope_from == '\0') return 1;
+  if (msg->envelope_from && *msg->envelope_from == '\0')
+    return 1;
   const char *rp = ib_message_header(msg, "Return-Path");
-  if (!rp) return 0;
+  if (!rp)
+    return 0;
   char *compact = clean_dup(rp, -1);
   int empty = compact && (strcmp(compact, "<>") == 0 || strcmp(compact, "< >") == 0);
   g_free(compact);
@@ -282,17 +291,20 @@ static int
 subject_says_success(const ib_message *msg)
 {
   for (const char *const *w = success_subject_words; msg->subject && *w; w++)
-    if (strcasestr(msg->subject, *w)) return 1;
+    if (strcasestr(msg->subject, *w))
+      return 1;
   return 0;
 }
 
 static int
 subject_matches(const ib_message *msg, const char *const *list)
 {
-  if (!msg->subject) return 0;
+  if (!msg->subject)
+    return 0;
   const char *s = skip_ws(msg->subject);
   for (const char *const *p = list; *p; p++)
-    if (starts_ci(s, *p)) return 1;
+    if (starts_ci(s, *p))
+      return 1;
   return 0;
 }
 
@@ -328,9 +340,11 @@ body_has_signature(const body *b)
   guint seen = 0;
   for (guint i = 0; i < b->n && seen < SIGNATURE_LINES; i++) {
     const char *t = skip_ws(b->lines[i]);
-    if (!*t) continue;
+    if (!*t)
+      continue;
     seen++;
-    if (*t == '>') return 0;
+    if (*t == '>')
+      return 0;
     for (size_t s = 0; s < G_N_ELEMENTS(signatures); s++)
       if (starts_ci(t, signatures[s].opening) &&
           (!signatures[s].second || body_has(b, signatures[s].second)))
@@ -373,7 +387,8 @@ static const char *const delay_words[] = {"THIS IS A WARNING ONLY",
 static GPtrArray *
 attachment_headers(const ib_attachment *att)
 {
-  if (!att->data) return NULL;
+  if (!att->data)
+    return NULL;
   gsize size = 0;
   const char *data = g_bytes_get_data(att->data, &size);
   char *copy = g_strndup(data, MIN(size, (gsize)ATTACHED_HEADER_BYTES));
@@ -390,7 +405,8 @@ is_returned_message_type(const char *type)
   static const char *const types[] = {"message/rfc822", "message/global", "text/rfc822-headers",
                                       "message/global-headers", NULL};
   for (const char *const *t = types; type && *t; t++)
-    if (g_ascii_strcasecmp(type, *t) == 0) return 1;
+    if (g_ascii_strcasecmp(type, *t) == 0)
+      return 1;
   return 0;
 }
 
@@ -433,7 +449,8 @@ msgid_after_marker(const body *b)
     }
     char *id = msgid_of_block(block->str);
     g_string_free(block, TRUE);
-    if (id) return id;
+    if (id)
+      return id;
   }
   return NULL;
 }
@@ -447,18 +464,21 @@ original_msgid(const ib_message *msg, const body *b)
   char *id = msg->report.original_headers ? msgid_of_block(msg->report.original_headers) : NULL;
   for (guint i = 0; !id && i < msg->attachments->len; i++) {
     const ib_attachment *att = g_ptr_array_index(msg->attachments, i);
-    if (!is_returned_message_type(att->content_type)) continue;
+    if (!is_returned_message_type(att->content_type))
+      continue;
     GPtrArray *fields = attachment_headers(att);
     if (fields) {
       id = dsn_msgid(dsn_fields_get(fields, 0, "Message-ID"));
       g_ptr_array_unref(fields);
     }
   }
-  if (!id && b) id = msgid_after_marker(b);
+  if (!id && b)
+    id = msgid_after_marker(b);
   if (!id && b) {
     static const char *const mid[] = {"Message-ID:", NULL};
     int at = find_line(b, 1, mid);
-    if (at >= 0) id = dsn_msgid(strchr(b->lines[at], ':') + 1);
+    if (at >= 0)
+      id = dsn_msgid(strchr(b->lines[at], ':') + 1);
   }
   if (id && !g_utf8_validate(id, -1, NULL)) {
     char *valid = g_utf8_make_valid(id, -1);
@@ -474,7 +494,8 @@ original_msgid(const ib_message *msg, const body *b)
 static void
 add_unique(GPtrArray *list, char *addr)
 {
-  if (!addr) return;
+  if (!addr)
+    return;
   if (list->len >= MAX_BOUNCE_RCPTS) {
     g_free(addr);
     return;
@@ -524,7 +545,8 @@ complaint_from_arf(const ib_message *msg)
   } else {
     for (guint i = 0; !orig && i < msg->attachments->len; i++) {
       const ib_attachment *att = g_ptr_array_index(msg->attachments, i);
-      if (is_returned_message_type(att->content_type)) orig = attachment_headers(att);
+      if (is_returned_message_type(att->content_type))
+        orig = attachment_headers(att);
     }
   }
   if (orig) {
@@ -551,7 +573,8 @@ complaint_from_jmrp(const ib_message *msg)
     if (!att->content_type || g_ascii_strcasecmp(att->content_type, "message/rfc822") != 0)
       continue;
     GPtrArray *fields = attachment_headers(att);
-    if (!fields) continue;
+    if (!fields)
+      continue;
     const char *rcpt = dsn_fields_get(fields, 0, "X-HmXmrOriginalRecipient");
     if (!rcpt) {
       g_ptr_array_unref(fields);
@@ -576,11 +599,14 @@ static int
 looks_like_addr(const char *s, const char *e)
 {
   size_t len = (size_t)(e - s);
-  if (len < 3 || len > 320) return 0;
+  if (len < 3 || len > 320)
+    return 0;
   const char *at = memchr(s, '@', len);
-  if (!at || at == s || at == e - 1) return 0;
+  if (!at || at == s || at == e - 1)
+    return 0;
   for (const char *p = s; p < e; p++)
-    if (g_ascii_isspace(*p) || strchr("<>()[],;:\"", *p)) return 0;
+    if (g_ascii_isspace(*p) || strchr("<>()[],;:\"", *p))
+      return 0;
   return 1;
 }
 
@@ -594,7 +620,8 @@ rcpt_line(const char *t, const char **rest_out)
   *rest_out = "";
   if (t[0] == '<') {
     const char *gt = strchr(t, '>');
-    if (!gt || !looks_like_addr(t + 1, gt)) return NULL;
+    if (!gt || !looks_like_addr(t + 1, gt))
+      return NULL;
     if (gt[1] == ':') {
       *rest_out = gt + 2;
       return g_strndup(t + 1, gt - t - 1);
@@ -604,10 +631,12 @@ rcpt_line(const char *t, const char **rest_out)
   size_t len = strlen(t);
   /* html2text may render a mailto link after its text: "a@x <mailto:a@x>". */
   const char *mailto = strcasestr(t, " <mailto:");
-  if (mailto && t[len - 1] == '>') len = (size_t)(mailto - t);
+  if (mailto && t[len - 1] == '>')
+    len = (size_t)(mailto - t);
   while (len && (t[len - 1] == ' ' || t[len - 1] == ':'))
     len--;
-  if (looks_like_addr(t, t + len)) return g_strndup(t, len);
+  if (looks_like_addr(t, t + len))
+    return g_strndup(t, len);
   if (len && t[len - 1] == ')' && !memchr(t, ':', len)) {
     const char *open = g_strrstr_len(t, len, "(");
     if (open && looks_like_addr(open + 1, t + len - 1))
@@ -625,15 +654,18 @@ rcpt_sentence(const char *line)
                                       "could not be delivered to ", NULL};
   for (const char *const *l = leads; *l; l++) {
     const char *p = strcasestr(line, *l);
-    if (!p) continue;
+    if (!p)
+      continue;
     p = skip_ws(p + strlen(*l));
-    if (*p == '<') p++;
+    if (*p == '<')
+      p++;
     const char *e = p;
     while (*e && !g_ascii_isspace(*e) && *e != '>' && *e != ',')
       e++;
     while (e > p && (e[-1] == '.' || e[-1] == ':'))
       e--;
-    if (looks_like_addr(p, e)) return g_strndup(p, e - p);
+    if (looks_like_addr(p, e))
+      return g_strndup(p, e - p);
   }
   return NULL;
 }
@@ -650,7 +682,8 @@ static const char *const diag_markers[] = {"The response from the remote server 
 static const char *
 smtp_reply_start(const char *t)
 {
-  if (*t == '#') t++;
+  if (*t == '#')
+    t++;
   if ((t[0] == '4' || t[0] == '5') && g_ascii_isdigit(t[1]) && g_ascii_isdigit(t[2]) &&
       (t[3] == ' ' || t[3] == '-' || t[3] == '\0'))
     return t;
@@ -664,7 +697,8 @@ refine_diagnostic(GPtrArray *lines)
 {
   for (guint i = 0; i < lines->len; i++) {
     const char *p = strcasestr(g_ptr_array_index(lines, i), "Remote host said:");
-    if (p) return clean_dup(p + strlen("Remote host said:"), -1);
+    if (p)
+      return clean_dup(p + strlen("Remote host said:"), -1);
   }
   for (guint i = 0; i < lines->len; i++) {
     const char *line = g_ptr_array_index(lines, i);
@@ -683,7 +717,8 @@ refine_diagnostic(GPtrArray *lines)
     if (starts_ci(t, "(reason:")) { /* Sendmail: "(reason: 550 5.1.1 ...)" */
       char *inner = (char *)skip_ws(t + strlen("(reason:"));
       size_t n = strlen(inner);
-      if (n && inner[n - 1] == ')') inner[n - 1] = '\0';
+      if (n && inner[n - 1] == ')')
+        inner[n - 1] = '\0';
       t = inner;
     }
     const char *code = smtp_reply_start(t);
@@ -698,7 +733,8 @@ refine_diagnostic(GPtrArray *lines)
   }
   if (!from_code) { /* Postfix: "host mx.example.net[192.0.2.1] said: 550 ..." */
     const char *said = strcasestr(joined->str, " said: ");
-    if (said) g_string_erase(joined, 0, said + strlen(" said: ") - joined->str);
+    if (said)
+      g_string_erase(joined, 0, said + strlen(" said: ") - joined->str);
   }
   /* Exchange wraps the answer in "#550 ... ##". */
   while (joined->len &&
@@ -714,7 +750,8 @@ find_rcpt(GPtrArray *rcpts, const char *address)
 {
   for (guint i = 0; i < rcpts->len; i++) {
     ib_bounce_rcpt *r = g_ptr_array_index(rcpts, i);
-    if (r->address && g_ascii_strcasecmp(r->address, address) == 0) return r;
+    if (r->address && g_ascii_strcasecmp(r->address, address) == 0)
+      return r;
   }
   return NULL;
 }
@@ -746,7 +783,8 @@ merge_rcpt(GPtrArray *rcpts, char *address, char *diagnostic)
   } else {
     g_free(valid);
   }
-  if (!diagnostic) return;
+  if (!diagnostic)
+    return;
   char *st = status_of(diagnostic);
   if (!r->diagnostic || (st && !r->status)) {
     g_free(r->diagnostic);
@@ -767,21 +805,25 @@ scan_bounce_text(const body *b, GPtrArray *rcpts)
   guint stop = stop_at < 0 ? b->n : (guint)stop_at;
   for (guint i = 0; i < stop; i++) {
     const char *t = skip_ws(b->lines[i]);
-    if (!*t || *t == '>') continue;
+    if (!*t || *t == '>')
+      continue;
     const char *rest = NULL;
     char *addr = rcpt_line(t, &rest);
     if (!addr) {
       addr = rcpt_sentence(t);
-      if (addr) merge_rcpt(rcpts, addr, NULL);
+      if (addr)
+        merge_rcpt(rcpts, addr, NULL);
       continue;
     }
     GPtrArray *block = g_ptr_array_new();
-    if (*skip_ws(rest)) g_ptr_array_add(block, (gpointer)skip_ws(rest));
+    if (*skip_ws(rest))
+      g_ptr_array_add(block, (gpointer)skip_ws(rest));
     size_t indent = (size_t)(t - b->lines[i]);
     guint j = i + 1;
     for (; j < stop && j - i <= MAX_BLOCK_LINES; j++) {
       const char *u = skip_ws(b->lines[j]);
-      if (!*u || starts_any(u, diag_markers)) break;
+      if (!*u || starts_any(u, diag_markers))
+        break;
       /* A deeper-indented line continues this recipient even when it starts with an
        * address (Postfix wraps "<a@x>: Recipient address rejected" that way). */
       if ((size_t)(u - b->lines[j]) <= indent) {
@@ -789,7 +831,8 @@ scan_bounce_text(const body *b, GPtrArray *rcpts)
         char *other = rcpt_line(u, &ignored);
         int is_rcpt = other != NULL;
         g_free(other);
-        if (is_rcpt) break;
+        if (is_rcpt)
+          break;
       }
       g_ptr_array_add(block, (gpointer)u);
     }
@@ -811,7 +854,8 @@ scan_bounce_text(const body *b, GPtrArray *rcpts)
       g_ptr_array_add(block, (gpointer)skip_ws(b->lines[i]));
     for (guint r = 0; r < rcpts->len && block->len; r++) {
       ib_bounce_rcpt *rc = g_ptr_array_index(rcpts, r);
-      if (rc->diagnostic && rc->status) continue;
+      if (rc->diagnostic && rc->status)
+        continue;
       char *diag = refine_diagnostic(block);
       char *st = status_of(diag);
       if (diag && (!rc->diagnostic || st)) {
@@ -848,12 +892,15 @@ is_failure_action(const char *action)
 static int
 bounce_is_hard(const GPtrArray *rcpts, int delayed_text)
 {
-  if (!rcpts->len) return !delayed_text;
+  if (!rcpts->len)
+    return !delayed_text;
   for (guint i = 0; i < rcpts->len; i++) {
     const ib_bounce_rcpt *r = g_ptr_array_index(rcpts, i);
-    if (!r->action || strcmp(r->action, "failed") != 0) continue;
+    if (!r->action || strcmp(r->action, "failed") != 0)
+      continue;
     int cls = status_class(r->status);
-    if (cls == 5 || cls == 0) return 1;
+    if (cls == 5 || cls == 0)
+      return 1;
   }
   return 0;
 }
@@ -885,7 +932,8 @@ dsn_failures(const ib_message *msg, int *notification_out)
   }
   for (guint i = 0; i < failed->len; i++) {
     ib_bounce_rcpt *r = g_ptr_array_index(failed, i);
-    if (!r->action) r->action = g_strdup(status_class(r->status) == 4 ? "delayed" : "failed");
+    if (!r->action)
+      r->action = g_strdup(status_class(r->status) == 4 ? "delayed" : "failed");
   }
   return failed;
 }
@@ -898,7 +946,8 @@ is_dsn_report(const ib_message *msg)
             g_ascii_strcasecmp(t, "global-delivery-status") == 0))
     return 1;
   /* A report part with RFC 3464 fields under a wrong or missing report-type. */
-  if (!msg->report.status_fields) return 0;
+  if (!msg->report.status_fields)
+    return 0;
   GPtrArray *f = dsn_fields_parse(msg->report.status_fields, 0);
   int dsn = dsn_fields_get(f, -1, "Final-Recipient") && dsn_fields_get(f, -1, "Action");
   g_ptr_array_unref(f);
@@ -911,7 +960,8 @@ complete_text_rcpts(GPtrArray *rcpts, int delayed)
 {
   for (guint i = 0; i < rcpts->len; i++) {
     ib_bounce_rcpt *r = g_ptr_array_index(rcpts, i);
-    if (!r->status) r->status = g_strdup(delayed ? "4.0.0" : "5.0.0");
+    if (!r->status)
+      r->status = g_strdup(delayed ? "4.0.0" : "5.0.0");
     if (!r->action)
       r->action = g_strdup(status_class(r->status) == 4 && delayed ? "delayed" : "failed");
   }
@@ -927,7 +977,8 @@ classify_bounce(ib_message *msg, const body *b)
   int report = is_dsn_report(msg);
   if (report) {
     rcpts = dsn_failures(msg, &notification);
-    if (notification) return DSN_NOTIFICATION;
+    if (notification)
+      return DSN_NOTIFICATION;
   }
 
   int delayed = subject_matches(msg, delay_subjects) || body_contains(b, delay_words);
@@ -1025,11 +1076,14 @@ static const char *const ooo_weak[] = {"out of office",
 static int
 phrase_at(const char *key, const char *phrase, int weak)
 {
-  if (!g_str_has_prefix(key, phrase)) return 0;
+  if (!g_str_has_prefix(key, phrase))
+    return 0;
   const char *p = key + strlen(phrase);
-  if (!*p) return 1;
+  if (!*p)
+    return 1;
   gunichar c = g_utf8_get_char_validated(p, -1);
-  if (!weak) return !g_unichar_isalnum(c);
+  if (!weak)
+    return !g_unichar_isalnum(c);
   while (*p == ' ')
     p++;
   return *p == '\0' || *p == ':' || *p == '-' || *p == '(' || g_str_has_prefix(p, "：") ||
@@ -1039,9 +1093,11 @@ phrase_at(const char *key, const char *phrase, int weak)
 static int
 subject_is_out_of_office(const char *subject)
 {
-  if (!subject) return 0;
+  if (!subject)
+    return 0;
   char *nfc = g_utf8_normalize(subject, -1, G_NORMALIZE_DEFAULT_COMPOSE);
-  if (!nfc) return 0;
+  if (!nfc)
+    return 0;
   char *key = g_utf8_casefold(nfc, -1);
   g_free(nfc);
   /* Gateways put tags in front: "[EXT] Automatic reply: ...". */
@@ -1049,7 +1105,8 @@ subject_is_out_of_office(const char *subject)
   for (;;) {
     p = skip_ws(p);
     const char *close = *p == '[' ? strchr(p, ']') : NULL;
-    if (!close || close - p > 80) break;
+    if (!close || close - p > 80)
+      break;
     p = close + 1;
   }
   int hit = 0;
@@ -1078,7 +1135,8 @@ is_auto_reply(const ib_message *msg)
   char *tok = header_token(msg, "Auto-Submitted");
   int hit = tok && strcmp(tok, "no") != 0;
   g_free(tok);
-  if (hit) return 1;
+  if (hit)
+    return 1;
   if (header_is_set(msg, "X-Autoreply") || header_is_set(msg, "X-Autorespond") ||
       ib_message_header(msg, "X-MS-Exchange-Inbox-Rules-Loop") ||
       ib_message_header(msg, "List-Id") || ib_message_header(msg, "List-Unsubscribe"))
@@ -1090,18 +1148,22 @@ is_auto_reply(const ib_message *msg)
       hit = g_ascii_strcasecmp(*t, "All") == 0 || g_ascii_strcasecmp(*t, "OOF") == 0 ||
             g_ascii_strcasecmp(*t, "AutoReply") == 0;
     g_strfreev(toks);
-    if (hit) return 1;
+    if (hit)
+      return 1;
   }
   tok = header_token(msg, "Precedence");
   hit = tok && (strcmp(tok, "bulk") == 0 || strcmp(tok, "junk") == 0 ||
                 strcmp(tok, "auto_reply") == 0 || strcmp(tok, "list") == 0);
   g_free(tok);
-  if (hit) return 1;
+  if (hit)
+    return 1;
   tok = header_token(msg, "X-Autogenerated");
   hit = tok && strcmp(tok, "reply") == 0;
   g_free(tok);
-  if (hit) return 1;
-  if (null_sender(msg) || sender_is_mailer(msg, 0)) return 1;
+  if (hit)
+    return 1;
+  if (null_sender(msg) || sender_is_mailer(msg, 0))
+    return 1;
   /* Read receipts (RFC 8098) and other reports that are not failures. */
   if (msg->report.report_type &&
       g_ascii_strcasecmp(msg->report.report_type, "disposition-notification") == 0)
@@ -1120,7 +1182,8 @@ classify_message(ib_message *msg)
   msg->complaint = NULL;
 
   msg->complaint = complaint_from_arf(msg);
-  if (!msg->complaint) msg->complaint = complaint_from_jmrp(msg);
+  if (!msg->complaint)
+    msg->complaint = complaint_from_jmrp(msg);
   if (msg->complaint) {
     msg->classification = IB_CLASS_COMPLAINT;
     return;

@@ -9,7 +9,8 @@ static void
 dsn_field_free(gpointer p)
 {
   dsn_field *f = p;
-  if (!f) return;
+  if (!f)
+    return;
   g_free(f->name);
   g_free(f->value);
   g_free(f);
@@ -26,7 +27,8 @@ collapse_ws(char *s)
       pending = w > s;
       continue;
     }
-    if (pending) *w++ = ' ';
+    if (pending)
+      *w++ = ' ';
     pending = 0;
     *w++ = *r;
   }
@@ -42,11 +44,13 @@ field_name_len(const char *line, size_t *name_len_out)
   size_t i = 0;
   while (line[i] > 32 && line[i] < 127 && line[i] != ':')
     i++;
-  if (i == 0) return 0;
+  if (i == 0)
+    return 0;
   size_t name_len = i;
   while (line[i] == ' ' || line[i] == '\t')
     i++;
-  if (line[i] != ':') return 0;
+  if (line[i] != ':')
+    return 0;
   *name_len_out = name_len;
   return i + 1;
 }
@@ -55,7 +59,8 @@ static int
 is_blank_line(const char *line, size_t len)
 {
   for (size_t i = 0; i < len; i++)
-    if (!g_ascii_isspace(line[i])) return 0;
+    if (!g_ascii_isspace(line[i]))
+      return 0;
   return 1;
 }
 
@@ -63,7 +68,8 @@ GPtrArray *
 dsn_fields_parse(const char *text, int header_block)
 {
   GPtrArray *fields = g_ptr_array_new_with_free_func(dsn_field_free);
-  if (!text) return fields;
+  if (!text)
+    return fields;
   unsigned group = 0;
   int group_used = 0;    /* the current group holds a field */
   GString *value = NULL; /* value of the field being read (continuations append) */
@@ -74,7 +80,8 @@ dsn_fields_parse(const char *text, int header_block)
     const char *eol = strchr(p, '\n');
     size_t len = eol ? (size_t)(eol - p) : strlen(p);
     const char *next = eol ? eol + 1 : p + len;
-    if (len && p[len - 1] == '\r') len--;
+    if (len && p[len - 1] == '\r')
+      len--;
     char *line = g_strndup(p, len);
     p = next;
 
@@ -117,7 +124,8 @@ dsn_fields_parse(const char *text, int header_block)
     }
     g_free(line);
   }
-  if (cur) cur->value = collapse_ws(g_string_free(value, FALSE));
+  if (cur)
+    cur->value = collapse_ws(g_string_free(value, FALSE));
   return fields;
 }
 
@@ -135,7 +143,8 @@ dsn_fields_get(const GPtrArray *fields, int group, const char *name)
 char *
 dsn_strip_type(const char *value)
 {
-  if (!value) return NULL;
+  if (!value)
+    return NULL;
   const char *p = value;
   while (g_ascii_isspace(*p))
     p++;
@@ -146,7 +155,8 @@ dsn_strip_type(const char *value)
       q++;
     while (*q == ' ' || *q == '\t')
       q++;
-    if (*q == ';') p = q + 1;
+    if (*q == ';')
+      p = q + 1;
   }
   char *out = collapse_ws(g_strdup(p));
   if (!*out) {
@@ -160,10 +170,12 @@ char *
 dsn_address(const char *value)
 {
   char *s = dsn_strip_type(value);
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   GString *out = g_string_new(NULL);
   for (const char *p = s; *p; p++)
-    if (*p != '<' && *p != '>' && !g_ascii_isspace(*p) && *p != '"') g_string_append_c(out, *p);
+    if (*p != '<' && *p != '>' && !g_ascii_isspace(*p) && *p != '"')
+      g_string_append_c(out, *p);
   g_free(s);
   if (!out->len) {
     g_string_free(out, TRUE);
@@ -185,19 +197,26 @@ digits_at(const char *p, size_t max)
 char *
 dsn_find_status(const char *text)
 {
-  if (!text) return NULL;
+  if (!text)
+    return NULL;
   for (const char *p = text; *p; p++) {
-    if (*p != '2' && *p != '4' && *p != '5') continue;
-    if (p > text && (g_ascii_isdigit(p[-1]) || p[-1] == '.')) continue;
-    if (p[1] != '.') continue;
+    if (*p != '2' && *p != '4' && *p != '5')
+      continue;
+    if (p > text && (g_ascii_isdigit(p[-1]) || p[-1] == '.'))
+      continue;
+    if (p[1] != '.')
+      continue;
     size_t a = digits_at(p + 2, 3);
-    if (a < 1 || a > 3 || p[2 + a] != '.') continue;
+    if (a < 1 || a > 3 || p[2 + a] != '.')
+      continue;
     const char *c = p + 3 + a;
     size_t b = digits_at(c, 3);
-    if (b < 1 || b > 3) continue;
+    if (b < 1 || b > 3)
+      continue;
     const char *end = c + b;
     /* "5.1.1." ends a sentence; "192.0.2.1" style numbers go on with digits. */
-    if (*end == '.' && g_ascii_isdigit(end[1])) continue;
+    if (*end == '.' && g_ascii_isdigit(end[1]))
+      continue;
     return g_strndup(p, end - p);
   }
   return NULL;
@@ -206,13 +225,18 @@ dsn_find_status(const char *text)
 char *
 dsn_status_from_smtp(const char *text)
 {
-  if (!text) return NULL;
+  if (!text)
+    return NULL;
   for (const char *p = text; *p; p++) {
-    if (*p != '4' && *p != '5') continue;
-    if (p > text && (g_ascii_isalnum(p[-1]) || p[-1] == '.' || p[-1] == '-')) continue;
-    if (!g_ascii_isdigit(p[1]) || !g_ascii_isdigit(p[2])) continue;
+    if (*p != '4' && *p != '5')
+      continue;
+    if (p > text && (g_ascii_isalnum(p[-1]) || p[-1] == '.' || p[-1] == '-'))
+      continue;
+    if (!g_ascii_isdigit(p[1]) || !g_ascii_isdigit(p[2]))
+      continue;
     char after = p[3];
-    if (g_ascii_isalnum(after) || after == '.') continue;
+    if (g_ascii_isalnum(after) || after == '.')
+      continue;
     return g_strdup_printf("%c.0.0", *p);
   }
   return NULL;
@@ -221,7 +245,8 @@ dsn_status_from_smtp(const char *text)
 char *
 dsn_msgid(const char *value)
 {
-  if (!value) return NULL;
+  if (!value)
+    return NULL;
   const char *lt = strchr(value, '<');
   const char *gt = lt ? strchr(lt, '>') : NULL;
   const char *start = value, *end = value + strlen(value);
@@ -239,7 +264,8 @@ dsn_msgid(const char *value)
   }
   GString *out = g_string_new(NULL);
   for (const char *p = start; p < end; p++)
-    if (!g_ascii_isspace(*p) && *p != '<' && *p != '>') g_string_append_c(out, *p);
+    if (!g_ascii_isspace(*p) && *p != '<' && *p != '>')
+      g_string_append_c(out, *p);
   if (!out->len) {
     g_string_free(out, TRUE);
     return NULL;
@@ -256,7 +282,8 @@ add_list_entry(GPtrArray *out, const char *entry, size_t len)
   const char *gt = lt ? memchr(lt, '>', len - (lt - entry)) : NULL;
   if (lt && gt) {
     for (const char *p = lt + 1; p < gt; p++)
-      if (!g_ascii_isspace(*p)) g_string_append_c(spec, *p);
+      if (!g_ascii_isspace(*p))
+        g_string_append_c(spec, *p);
   } else {
     /* Bare addr-spec, perhaps with a comment "a@x (Name)" or a group "team: a@x". */
     int depth = 0, in_quote = 0;
@@ -288,14 +315,16 @@ GPtrArray *
 dsn_address_list(const char *list)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-  if (!list) return out;
+  if (!list)
+    return out;
   const char *start = list;
   int in_quote = 0, in_angle = 0, depth = 0;
   for (const char *p = list;; p++) {
     char c = *p;
     if (c == '\0' || (c == ',' && !in_quote && !in_angle && !depth)) {
       add_list_entry(out, start, p - start);
-      if (c == '\0') break;
+      if (c == '\0')
+        break;
       start = p + 1;
       continue;
     }
@@ -329,7 +358,8 @@ typedef struct rcpt_build {
 static void
 rcpt_finish(GPtrArray *out, rcpt_build *b)
 {
-  if (!b->rcpt) return;
+  if (!b->rcpt)
+    return;
   ib_bounce_rcpt *r = b->rcpt;
   if (!r->address) {
     r->address = b->original;
@@ -337,7 +367,8 @@ rcpt_finish(GPtrArray *out, rcpt_build *b)
   }
   if (!r->status && r->diagnostic) {
     r->status = dsn_find_status(r->diagnostic);
-    if (!r->status) r->status = dsn_status_from_smtp(r->diagnostic);
+    if (!r->status)
+      r->status = dsn_status_from_smtp(r->diagnostic);
   }
   if (r->address || r->action || r->status)
     g_ptr_array_add(out, r);
@@ -365,17 +396,20 @@ dsn_recipients_parse(const char *status_fields)
     const dsn_field *f = g_ptr_array_index(fields, i);
     int same = b.rcpt && b.group == f->group;
     if (g_ascii_strcasecmp(f->name, "Original-Recipient") == 0) {
-      if (!same || b.has_original || b.has_final) rcpt_start(out, &b, f->group);
+      if (!same || b.has_original || b.has_final)
+        rcpt_start(out, &b, f->group);
       b.has_original = 1;
       g_free(b.original);
       b.original = dsn_address(f->value);
     } else if (g_ascii_strcasecmp(f->name, "Final-Recipient") == 0) {
-      if (!same || b.has_final) rcpt_start(out, &b, f->group);
+      if (!same || b.has_final)
+        rcpt_start(out, &b, f->group);
       b.has_final = 1;
       g_free(b.rcpt->address);
       b.rcpt->address = dsn_address(f->value);
     } else if (g_ascii_strcasecmp(f->name, "Action") == 0) {
-      if (!same || b.rcpt->action) rcpt_start(out, &b, f->group);
+      if (!same || b.rcpt->action)
+        rcpt_start(out, &b, f->group);
       char *a = dsn_strip_type(f->value);
       if (a) {
         a[strcspn(a, " \t(;")] = '\0';
@@ -383,10 +417,12 @@ dsn_recipients_parse(const char *status_fields)
         g_free(a);
       }
     } else if (g_ascii_strcasecmp(f->name, "Status") == 0) {
-      if (!same || b.rcpt->status) rcpt_start(out, &b, f->group);
+      if (!same || b.rcpt->status)
+        rcpt_start(out, &b, f->group);
       b.rcpt->status = dsn_find_status(f->value);
     } else if (g_ascii_strcasecmp(f->name, "Diagnostic-Code") == 0) {
-      if (!same || b.rcpt->diagnostic) rcpt_start(out, &b, f->group);
+      if (!same || b.rcpt->diagnostic)
+        rcpt_start(out, &b, f->group);
       b.rcpt->diagnostic = dsn_strip_type(f->value);
     }
   }

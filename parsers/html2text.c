@@ -19,30 +19,29 @@
 
 typedef struct h2t {
   GString *out;
-  gboolean space;    /* a collapsed blank is pending before the next word */
-  unsigned newlines; /* line breaks written since the last visible character */
+  gboolean space;        /* a collapsed blank is pending before the next word */
+  unsigned newlines;     /* line breaks written since the last visible character */
   gboolean quoted_blank; /* the output ends in a blank line quoted with ">" ... */
   gsize quoted_blank_at; /* ... which starts here */
-  int pre;           /* inside <pre>: keep whitespace */
-  int quote;         /* <blockquote> depth: "> " per level at line start */
-  int lists;         /* <ul>/<ol> depth */
-  int skip_links;    /* inside an <a> that is inside another <a> */
-  gsize link_start;  /* out->len when the current <a> started */
-  char *link_href;   /* href of the current <a>, or NULL */
+  int pre;               /* inside <pre>: keep whitespace */
+  int quote;             /* <blockquote> depth: "> " per level at line start */
+  int lists;             /* <ul>/<ol> depth */
+  int skip_links;        /* inside an <a> that is inside another <a> */
+  gsize link_start;      /* out->len when the current <a> started */
+  char *link_href;       /* href of the current <a>, or NULL */
 } h2t;
 
 typedef enum { BLOCK_NONE = 0, BLOCK_LINE = 1, BLOCK_PARA = 2 } block_kind;
 
-static const char *const dropped[] = {"script", "style", "head", "title", "template",
-                                      "svg", "math", "object", "iframe", NULL};
-static const char *const para_blocks[] = {"p", "h1", "h2", "h3", "h4", "h5", "h6",
-                                          "table", "pre", "dl", "address", "figure",
-                                          "fieldset", "blockquote", NULL};
-static const char *const line_blocks[] = {"div", "li", "tr", "dt", "dd", "section",
-                                          "article", "header", "footer", "nav", "main",
-                                          "aside", "form", "center", "caption", "hr",
-                                          "figcaption", "details", "summary",
-                                          "ul", "ol", "body", "html", NULL};
+static const char *const dropped[] = {"script", "style", "head",   "title",  "template",
+                                      "svg",    "math",  "object", "iframe", NULL};
+static const char *const para_blocks[] = {"p",       "h1",     "h2",       "h3",         "h4",
+                                          "h5",      "h6",     "table",    "pre",        "dl",
+                                          "address", "figure", "fieldset", "blockquote", NULL};
+static const char *const line_blocks[] = {
+    "div",        "li",      "tr",      "dt",    "dd",   "section", "article", "header",
+    "footer",     "nav",     "main",    "aside", "form", "center",  "caption", "hr",
+    "figcaption", "details", "summary", "ul",    "ol",   "body",    "html",    NULL};
 
 static gboolean
 name_in(const xmlChar *name, const char *const *list)
@@ -140,8 +139,8 @@ content(h2t *h, const char *s, gsize len)
 static gboolean
 is_invisible(gunichar c)
 {
-  return c == 0x200B || c == 0x200C || c == 0x200D || c == 0x2060 || c == 0xFEFF ||
-         c == 0x00AD || c == 0x034F;
+  return c == 0x200B || c == 0x200C || c == 0x200D || c == 0x2060 || c == 0xFEFF || c == 0x00AD ||
+         c == 0x034F;
 }
 
 static gboolean

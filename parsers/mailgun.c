@@ -183,25 +183,6 @@ read_verdicts(ib_inbound *in, json_t *headers, const char *raw, size_t raw_len)
     g_free(v[i]);
 }
 
-/* "attachment-N" -> N, or 0. */
-static unsigned
-attachment_number(const char *name)
-{
-  guint64 n = 0;
-  if (strncmp(name, "attachment-", 11) != 0 ||
-      !g_ascii_string_to_unsigned(name + 11, 10, 1, 100000, &n, NULL))
-    return 0;
-  return (unsigned)n;
-}
-
-static gint
-by_attachment_number(gconstpointer a, gconstpointer b)
-{
-  const form_field *fa = *(const form_field *const *)a, *fb = *(const form_field *const *)b;
-  unsigned na = attachment_number(fa->name), nb = attachment_number(fb->name);
-  return na < nb ? -1 : na > nb;
-}
-
 static void
 add_attachments(const form *f, rebuild *rb, ib_inbound *in)
 {
@@ -218,14 +199,7 @@ add_attachments(const form *f, rebuild *rb, ib_inbound *in)
     }
     g_free(why);
   }
-  GPtrArray *files = g_ptr_array_new();
-  for (size_t i = 0; i < form_size(f); i++) {
-    const form_field *ff = form_at(f, i);
-    /* Only file parts: a mail header named "attachment-1" arrives as a plain field. */
-    if (attachment_number(ff->name) && (ff->filename || ff->content_type))
-      g_ptr_array_add(files, (gpointer)ff);
-  }
-  g_ptr_array_sort(files, by_attachment_number);
+  GPtrArray *files = adapter_numbered_fields(f, "attachment-", 1);
   for (guint i = 0; i < files->len; i++) {
     const form_field *ff = g_ptr_array_index(files, i);
     const char *cid = NULL, *key;

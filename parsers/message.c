@@ -207,8 +207,7 @@ addr_to_json(const ib_addr *a)
 {
   if (!a)
     return json_null();
-  return json_pack("{s:o, s:o}", "name", str_or_null(a->name), "address",
-                   str_or_null(a->address));
+  return json_pack("{s:o, s:o}", "name", str_or_null(a->name), "address", str_or_null(a->address));
 }
 
 static json_t *
@@ -246,9 +245,8 @@ bounce_to_json(const ib_bounce *b)
     const ib_bounce_rcpt *r = g_ptr_array_index(b->recipients, i);
     json_array_append_new(rcpts, json_pack("{s:o, s:o, s:o, s:o}", "address",
                                            str_checked(r->address), "action",
-                                           str_checked(r->action), "status",
-                                           str_checked(r->status), "diagnostic",
-                                           str_checked(r->diagnostic)));
+                                           str_checked(r->action), "status", str_checked(r->status),
+                                           "diagnostic", str_checked(r->diagnostic)));
   }
   return json_pack("{s:s, s:o, s:o}", "kind", b->hard ? "hard" : "soft", "recipients", rcpts,
                    "original_message_id", str_checked(b->original_message_id));
@@ -257,8 +255,8 @@ bounce_to_json(const ib_bounce *b)
 static json_t *
 complaint_to_json(const ib_complaint *c)
 {
-  return json_pack("{s:o, s:o, s:o}", "feedback_type", str_checked(c->feedback_type),
-                   "recipients", checked_strings_to_json(c->recipients), "original_message_id",
+  return json_pack("{s:o, s:o, s:o}", "feedback_type", str_checked(c->feedback_type), "recipients",
+                   checked_strings_to_json(c->recipients), "original_message_id",
                    str_checked(c->original_message_id));
 }
 
@@ -291,12 +289,13 @@ ib_message_to_json(const ib_message *m)
   json_t *atts = json_array();
   for (guint i = 0; i < m->attachments->len; i++) {
     const ib_attachment *a = g_ptr_array_index(m->attachments, i);
-    json_array_append_new(
-        atts, json_pack("{s:o, s:s, s:I, s:s, s:o, s:s}", "filename", str_or_null(a->filename),
-                        "content_type", a->content_type ? a->content_type : "application/octet-stream",
-                        "size", (json_int_t)a->size, "sha256", a->sha256, "content_id",
-                        str_or_null(a->content_id), "disposition",
-                        a->disposition == IB_DISP_INLINE ? "inline" : "attachment"));
+    json_array_append_new(atts,
+                          json_pack("{s:o, s:s, s:I, s:s, s:o, s:s}", "filename",
+                                    str_or_null(a->filename), "content_type",
+                                    a->content_type ? a->content_type : "application/octet-stream",
+                                    "size", (json_int_t)a->size, "sha256", a->sha256, "content_id",
+                                    str_or_null(a->content_id), "disposition",
+                                    a->disposition == IB_DISP_INLINE ? "inline" : "attachment"));
   }
   json_object_set_new(doc, "attachments", atts);
 
@@ -312,7 +311,8 @@ ib_message_to_json(const ib_message *m)
   json_object_set_new(doc, "auth",
                       json_pack("{s:o, s:o, s:o}", "spf", str_or_null(m->auth_spf), "dkim",
                                 str_or_null(m->auth_dkim), "dmarc", str_or_null(m->auth_dmarc)));
-  json_object_set_new(doc, "spam_score", m->has_spam_score ? json_real(m->spam_score) : json_null());
+  json_object_set_new(doc, "spam_score",
+                      m->has_spam_score ? json_real(m->spam_score) : json_null());
   json_object_set_new(doc, "thread_reason", str_or_null(m->thread_reason));
   json_object_set_new(doc, "bounce", m->bounce ? bounce_to_json(m->bounce) : json_null());
   json_object_set_new(doc, "complaint",

@@ -32,9 +32,9 @@ typedef struct ib_attachment {
   char *content_type; /* lower-case "type/subtype" */
   char *content_id;   /* without angle brackets; NULL when none */
   ib_disposition disposition;
-  uint64_t size;      /* decoded size in bytes */
-  char sha256[65];    /* lower-case hex of the decoded bytes */
-  GBytes *data;       /* decoded bytes (owned reference) */
+  uint64_t size;   /* decoded size in bytes */
+  char sha256[65]; /* lower-case hex of the decoded bytes */
+  GBytes *data;    /* decoded bytes (owned reference) */
 } ib_attachment;
 
 typedef enum ib_class {
@@ -73,42 +73,42 @@ typedef struct ib_report {
 
 typedef struct ib_message {
   /* From the MIME parser. */
-  char *message_id;          /* no angle brackets; synthetic when the mail has none */
-  int message_id_synthetic;  /* 1 when message_id was made from the hash of the bytes */
-  char *in_reply_to;         /* first msg-id of In-Reply-To, no <>; NULL when none */
-  GPtrArray *references;     /* of char*, oldest first, no <> */
-  char *subject;             /* decoded; NULL when no Subject header */
-  char *date;                /* RFC 3339 UTC ("2025-01-06T10:00:00Z"); NULL if absent/invalid */
-  ib_addr *from;             /* NULL when no usable From */
+  char *message_id;              /* no angle brackets; synthetic when the mail has none */
+  int message_id_synthetic;      /* 1 when message_id was made from the hash of the bytes */
+  char *in_reply_to;             /* first msg-id of In-Reply-To, no <>; NULL when none */
+  GPtrArray *references;         /* of char*, oldest first, no <> */
+  char *subject;                 /* decoded; NULL when no Subject header */
+  char *date;                    /* RFC 3339 UTC ("2025-01-06T10:00:00Z"); NULL if absent/invalid */
+  ib_addr *from;                 /* NULL when no usable From */
   GPtrArray *to, *cc, *reply_to; /* of ib_addr* */
-  GPtrArray *headers;        /* of ib_header*, in message order */
-  char *text;                /* text body (from text/plain, else derived from html); may be NULL */
-  char *html;                /* html body; may be NULL */
-  GPtrArray *attachments;    /* of ib_attachment* */
+  GPtrArray *headers;            /* of ib_header*, in message order */
+  char *text;             /* text body (from text/plain, else derived from html); may be NULL */
+  char *html;             /* html body; may be NULL */
+  GPtrArray *attachments; /* of ib_attachment* */
   ib_report report;
-  GPtrArray *warnings;       /* of char*: parse_warnings, snake_case code + ": " + detail */
-  char raw_sha256[65];       /* hex SHA-256 of the raw bytes parsed */
+  GPtrArray *warnings; /* of char*: parse_warnings, snake_case code + ": " + detail */
+  char raw_sha256[65]; /* hex SHA-256 of the raw bytes parsed */
 
   /* From reply stripping. */
-  char *stripped_text;       /* may be NULL */
-  char *stripped_html;       /* may be NULL */
+  char *stripped_text; /* may be NULL */
+  char *stripped_html; /* may be NULL */
 
   /* From the classifier. */
   ib_class classification;
-  ib_bounce *bounce;         /* only for IB_CLASS_BOUNCE */
-  ib_complaint *complaint;   /* only for IB_CLASS_COMPLAINT */
+  ib_bounce *bounce;       /* only for IB_CLASS_BOUNCE */
+  ib_complaint *complaint; /* only for IB_CLASS_COMPLAINT */
 
   /* From the ingress adapter (NULL/absent for inboxd parse). */
-  char *provider;            /* "raw", "sendgrid", ...; NULL in inboxd parse */
+  char *provider; /* "raw", "sendgrid", ...; NULL in inboxd parse */
   char *envelope_from;
-  GPtrArray *envelope_to;    /* of char* */
+  GPtrArray *envelope_to; /* of char* */
   char *auth_spf, *auth_dkim, *auth_dmarc;
   int has_spam_score;
   double spam_score;
 
   /* From the threader / store (server side). */
-  const char *direction;     /* static string: "inbound" (default) or "outbound" */
-  char *thread_reason;       /* NULL until threaded */
+  const char *direction; /* static string: "inbound" (default) or "outbound" */
+  char *thread_reason;   /* NULL until threaded */
 } ib_message;
 
 /* Allocate an empty message with all arrays created. Never fails (GLib aborts on OOM).
@@ -128,8 +128,7 @@ void ib_complaint_free(ib_complaint *complaint);
 void ib_bounce_rcpt_free(gpointer rcpt);
 
 /* Append a warning "CODE: DETAIL" (printf-style DETAIL) to MSG->warnings. */
-void ib_message_warn(ib_message *msg, const char *code, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
+void ib_message_warn(ib_message *msg, const char *code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 /* Return the value of the first header named NAME (case-insensitive), or NULL. Borrowed
  * from MSG. */

@@ -89,21 +89,21 @@ typedef struct ctx {
   ib_message *msg;
   mime_limits lim;
   GMimeParserOptions *opts;
-  gint64 top_header_end;       /* end of the top-level header block, in the input */
-  gboolean constructing;       /* GMime is building the tree (see on_gmime_warning) */
-  const char *current_header;  /* address field being parsed (see on_gmime_warning) */
-  char *address_issue;         /* first item GMime could not read in that field */
-  GPtrArray *leaves;           /* of leaf* */
-  GPtrArray *keep;             /* GMimeObjects made by repairs, alive until the end */
-  GPtrArray *bounds;           /* boundaries of the enclosing multiparts (borrowed) */
-  GHashTable *cids;            /* content ids referenced as cid: by the html body */
+  gint64 top_header_end;      /* end of the top-level header block, in the input */
+  gboolean constructing;      /* GMime is building the tree (see on_gmime_warning) */
+  const char *current_header; /* address field being parsed (see on_gmime_warning) */
+  char *address_issue;        /* first item GMime could not read in that field */
+  GPtrArray *leaves;          /* of leaf* */
+  GPtrArray *keep;            /* GMimeObjects made by repairs, alive until the end */
+  GPtrArray *bounds;          /* boundaries of the enclosing multiparts (borrowed) */
+  GHashTable *cids;           /* content ids referenced as cid: by the html body */
   unsigned parts;
   uint64_t decoded;
   int in_report;
   gboolean report_seen, truncated, has_multipart;
   gboolean warned_depth, warned_parts, warned_attachments, warned_decoded;
-  tnef_result *tnef_body;      /* body carried by the first winmail.dat, if any */
-  unsigned warnings_dropped;   /* warnings not kept past WARN_MAX */
+  tnef_result *tnef_body;    /* body carried by the first winmail.dat, if any */
+  unsigned warnings_dropped; /* warnings not kept past WARN_MAX */
 } ctx;
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -124,8 +124,7 @@ quote(const char *s)
 
 /* ib_message_warn(), except that an identical warning is not added twice: GMime
  * reports e.g. every unterminated multipart of a deep tree separately. */
-static void G_GNUC_PRINTF(3, 4)
-warn(ctx *c, const char *code, const char *fmt, ...)
+static void G_GNUC_PRINTF(3, 4) warn(ctx *c, const char *code, const char *fmt, ...)
 {
   if (c->msg->warnings->len >= WARN_MAX) {
     c->warnings_dropped++;
@@ -347,8 +346,7 @@ add_header(ctx *c, char *name, GString *raw)
     const char *cut = g_utf8_find_prev_char(value, value + c->lim.max_header_bytes + 1);
     size_t keep = cut ? (size_t)(cut - value) : 0;
     value[keep] = '\0';
-    warn(c, "limit_header_bytes", "header %s is %zu bytes; kept the first %zu", name, vlen,
-         keep);
+    warn(c, "limit_header_bytes", "header %s is %zu bytes; kept the first %zu", name, vlen, keep);
   }
   ib_header *h = g_new0(ib_header, 1);
   h->name = name;
@@ -400,9 +398,9 @@ first_header(ctx *c, const char *name)
 }
 
 /* RFC 5322 allows these at most once; a second one is a spoofing trick or a bug. */
-static const char *const singleton_fields[] = {"From", "Sender", "Reply-To", "To", "Cc",
-                                               "Bcc", "Message-ID", "In-Reply-To",
-                                               "References", "Subject", "Date", NULL};
+static const char *const singleton_fields[] = {"From",       "Sender",  "Reply-To",   "To",
+                                               "Cc",         "Bcc",     "Message-ID", "In-Reply-To",
+                                               "References", "Subject", "Date",       NULL};
 
 static void
 check_duplicates(ctx *c)
@@ -584,8 +582,9 @@ decode_part(ctx *c, GMimePart *part, const char *what)
 {
   if (c->decoded >= c->lim.max_decoded_bytes) {
     if (!c->warned_decoded)
-      warn(c, "limit_decoded_bytes", "more than %" G_GUINT64_FORMAT
-           " decoded bytes; later parts were skipped", c->lim.max_decoded_bytes);
+      warn(c, "limit_decoded_bytes",
+           "more than %" G_GUINT64_FORMAT " decoded bytes; later parts were skipped",
+           c->lim.max_decoded_bytes);
     c->warned_decoded = TRUE;
     return NULL;
   }
@@ -601,8 +600,8 @@ decode_part(ctx *c, GMimePart *part, const char *what)
     GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(in));
     gint64 end = in->bound_end < 0 ? (gint64)(ba ? ba->len : 0) : in->bound_end;
     if (ba && in->bound_start >= 0 && in->bound_start <= end && end <= (gint64)ba->len)
-      repair_check_base64((const char *)ba->data + in->bound_start,
-                          (size_t)(end - in->bound_start), what, c->msg);
+      repair_check_base64((const char *)ba->data + in->bound_start, (size_t)(end - in->bound_start),
+                          what, c->msg);
   }
 
   /* Reserve about the decoded size (base64 decodes to 3/4): GByteArray rounds the
@@ -1033,16 +1032,15 @@ cid_referenced(ctx *c, const char *cid)
  * OBJ (may be NULL, for files unpacked from winmail.dat) supplies Content-ID and
  * disposition. */
 static void
-add_attachment(ctx *c, GMimeObject *obj, char *filename, const char *content_type,
-               GBytes *data)
+add_attachment(ctx *c, GMimeObject *obj, char *filename, const char *content_type, GBytes *data)
 {
   ib_message *m = c->msg;
   char *name = clean_name(filename);
   gsize size = g_bytes_get_size(data);
   if (size > c->lim.max_attachment_bytes) {
-    warn(c, "limit_attachment_bytes", "%s is %zu bytes, over the %" G_GUINT64_FORMAT
-         " byte cap; dropped", name ? name : content_type, (size_t)size,
-         c->lim.max_attachment_bytes);
+    warn(c, "limit_attachment_bytes",
+         "%s is %zu bytes, over the %" G_GUINT64_FORMAT " byte cap; dropped",
+         name ? name : content_type, (size_t)size, c->lim.max_attachment_bytes);
     g_free(name);
     g_bytes_unref(data);
     return;
@@ -1095,8 +1093,9 @@ name_from_subject(ctx *c, const char *bytes, size_t len)
       g_string_append_len(v, bytes + k.start, (gssize)k.len);
       pos = k.next;
     }
-    char *valid = g_utf8_validate_len(v->str, v->len, NULL) ? g_strndup(v->str, v->len)
-                                                            : g_utf8_make_valid(v->str, (gssize)v->len);
+    char *valid = g_utf8_validate_len(v->str, v->len, NULL)
+                      ? g_strndup(v->str, v->len)
+                      : g_utf8_make_valid(v->str, (gssize)v->len);
     char *clean = clean_name(decode_text(c, g_strstrip(valid)));
     if (clean) {
       if (g_utf8_strlen(clean, -1) > SUBJECT_NAME_MAX)
@@ -1197,9 +1196,8 @@ report_headers(ctx *c, GMimeObject *o, const char *bytes, size_t len)
   if (c->msg->report.original_headers || !bytes)
     return;
   size_t hlen = header_block_len(bytes, len);
-  c->msg->report.original_headers =
-      repair_text_to_utf8(bytes, hlen, report_charset(o), FALSE, "returned message headers",
-                          c->msg);
+  c->msg->report.original_headers = repair_text_to_utf8(bytes, hlen, report_charset(o), FALSE,
+                                                        "returned message headers", c->msg);
 }
 
 static void

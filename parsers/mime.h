@@ -30,7 +30,6 @@ void mime_shutdown(void);
  * IB_OK (the message may still carry warnings) or IB_ERR_NOT_MAIL when LEN is 0 or the
  * bytes hold nothing that looks like a message. *MSG_OUT is new: release it with
  * ib_message_free(). RAW is borrowed for the call and may hold NUL bytes. */
-ib_status mime_parse(const char *raw, size_t len, const mime_limits *limits,
-                     ib_message **msg_out);
+ib_status mime_parse(const char *raw, size_t len, const mime_limits *limits, ib_message **msg_out);
 
 #endif

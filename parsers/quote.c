@@ -67,7 +67,8 @@ quote_norm(const char *line, gssize len)
       blank = TRUE;
       continue;
     }
-    if (blank && out->len > 0) g_string_append_c(out, ' ');
+    if (blank && out->len > 0)
+      g_string_append_c(out, ' ');
     blank = FALSE;
     if (c == 0x2019) /* "iPhone’umdan": typographic apostrophes are apostrophes */
       c = '\'';
@@ -97,7 +98,8 @@ static gboolean
 in_list(const char *s, const char *const *list)
 {
   for (size_t i = 0; list[i]; i++)
-    if (strcmp(s, list[i]) == 0) return TRUE;
+    if (strcmp(s, list[i]) == 0)
+      return TRUE;
   return FALSE;
 }
 
@@ -107,21 +109,26 @@ in_list(const char *s, const char *const *list)
 static gboolean
 has_client_evidence(const char *s, gboolean strong)
 {
-  if (strchr(s, '@')) return TRUE;
+  if (strchr(s, '@'))
+    return TRUE;
   for (const char *p = s; *p; p++) {
-    if (!g_ascii_isdigit(*p)) continue;
+    if (!g_ascii_isdigit(*p))
+      continue;
     size_t run = strspn(p, "0123456789");
     const char *q = p + run;
-    if (run <= 2 && *q == ':' && g_ascii_isdigit(q[1]) && g_ascii_isdigit(q[2])) return TRUE;
+    if (run <= 2 && *q == ':' && g_ascii_isdigit(q[1]) && g_ascii_isdigit(q[2]))
+      return TRUE;
     if (strong) {
       p = q - 1;
       continue;
     }
-    if (run == 4 && (p[0] == '1' || p[0] == '2') && (p[1] == '9' || p[1] == '0')) return TRUE;
+    if (run == 4 && (p[0] == '1' || p[0] == '2') && (p[1] == '9' || p[1] == '0'))
+      return TRUE;
     if (run <= 4 && (*q == '.' || *q == '/' || *q == '-') && g_ascii_isdigit(q[1])) {
       size_t run2 = strspn(q + 1, "0123456789");
       const char *r = q + 1 + run2;
-      if (run2 <= 2 && *r == *q && g_ascii_isdigit(r[1])) return TRUE;
+      if (run2 <= 2 && *r == *q && g_ascii_isdigit(r[1]))
+        return TRUE;
     }
     p = q - 1;
   }
@@ -176,12 +183,16 @@ static gboolean
 shape_matches(const attribution_shape *sh, const char *s, size_t len)
 {
   size_t start_len = strlen(sh->start);
-  if (strncmp(s, sh->start, start_len) != 0) return FALSE;
-  if (!has_suffix(s, len, sh->end)) return FALSE;
-  if (len < start_len + strlen(sh->end) + 1) return FALSE;
+  if (strncmp(s, sh->start, start_len) != 0)
+    return FALSE;
+  if (!has_suffix(s, len, sh->end))
+    return FALSE;
+  if (len < start_len + strlen(sh->end) + 1)
+    return FALSE;
   if (sh->middle) {
     const char *m = strstr(s + start_len, sh->middle);
-    if (!m || m + strlen(sh->middle) > s + len - strlen(sh->end)) return FALSE;
+    if (!m || m + strlen(sh->middle) > s + len - strlen(sh->end))
+      return FALSE;
   }
   return TRUE;
 }
@@ -190,17 +201,24 @@ gboolean
 quote_is_attribution(const char *norm, gboolean loose)
 {
   size_t len = strlen(norm);
-  if (len == 0 || len > ATTRIBUTION_MAX_BYTES || norm[len - 1] != ':') return FALSE;
-  if (norm[0] == '>') return FALSE;
+  if (len == 0 || len > ATTRIBUTION_MAX_BYTES || norm[len - 1] != ':')
+    return FALSE;
+  if (norm[0] == '>')
+    return FALSE;
   /* Without quoted lines after it, only a line a client surely wrote may end the text. */
-  if (!has_client_evidence(norm, !loose)) return FALSE;
+  if (!has_client_evidence(norm, !loose))
+    return FALSE;
   for (size_t i = 0; i < G_N_ELEMENTS(strict_shapes); i++)
-    if (shape_matches(&strict_shapes[i], norm, len)) return TRUE;
-  if (!loose) return FALSE;
+    if (shape_matches(&strict_shapes[i], norm, len))
+      return TRUE;
+  if (!loose)
+    return FALSE;
   for (size_t i = 0; loose_endings[i]; i++)
-    if (has_suffix(norm, len, loose_endings[i])) return TRUE;
+    if (has_suffix(norm, len, loose_endings[i]))
+      return TRUE;
   for (size_t i = 0; i < G_N_ELEMENTS(loose_shapes); i++)
-    if (shape_matches(&loose_shapes[i], norm, len)) return TRUE;
+    if (shape_matches(&loose_shapes[i], norm, len))
+      return TRUE;
   return FALSE;
 }
 
@@ -214,13 +232,15 @@ dashed_core(const char *norm)
   size_t trail = 0;
   while (trail < len && (norm[len - 1 - trail] == '-' || norm[len - 1 - trail] == ' '))
     trail++;
-  if (lead >= len || len - lead <= trail) return NULL;
+  if (lead >= len || len - lead <= trail)
+    return NULL;
   size_t lead_dashes = 0, trail_dashes = 0;
   for (size_t i = 0; i < lead; i++)
     lead_dashes += norm[i] == '-';
   for (size_t i = len - trail; i < len; i++)
     trail_dashes += norm[i] == '-';
-  if (lead_dashes < 2 || trail_dashes < 2) return NULL;
+  if (lead_dashes < 2 || trail_dashes < 2)
+    return NULL;
   return g_strndup(norm + lead, len - lead - trail);
 }
 
@@ -310,7 +330,8 @@ quote_is_separator(const char *norm)
 gboolean
 quote_is_forward_marker(const char *norm)
 {
-  if (in_list(norm, forward_phrases)) return TRUE;
+  if (in_list(norm, forward_phrases))
+    return TRUE;
   char *core = dashed_core(norm);
   gboolean hit = core && in_list(core, forward_words);
   g_free(core);
@@ -424,14 +445,16 @@ quote_header_field(const char *norm, const char **value_out)
 {
   const char *p = norm + strspn(norm, "* ");
   const char *colon = strchr(p, ':');
-  if (!colon || colon == p || (size_t)(colon - p) > FIELD_LABEL_MAX_BYTES) return QUOTE_FIELD_NONE;
+  if (!colon || colon == p || (size_t)(colon - p) > FIELD_LABEL_MAX_BYTES)
+    return QUOTE_FIELD_NONE;
   size_t label_len = (size_t)(colon - p);
   while (label_len > 0 && (p[label_len - 1] == '*' || p[label_len - 1] == ' '))
     label_len--;
   for (size_t i = 0; i < G_N_ELEMENTS(field_labels); i++) {
     const char *l = field_labels[i].label;
     if (strlen(l) == label_len && memcmp(l, p, label_len) == 0) {
-      if (value_out) *value_out = colon + 1 + strspn(colon + 1, "* ");
+      if (value_out)
+        *value_out = colon + 1 + strspn(colon + 1, "* ");
       return field_labels[i].field;
     }
   }
@@ -447,7 +470,8 @@ static gboolean
 is_forward_subject(const char *value)
 {
   for (size_t i = 0; forward_prefixes[i]; i++)
-    if (g_str_has_prefix(value, forward_prefixes[i])) return TRUE;
+    if (g_str_has_prefix(value, forward_prefixes[i]))
+      return TRUE;
   return FALSE;
 }
 
@@ -458,25 +482,33 @@ quote_header_block(char *const *norms, gsize n, gsize i, gboolean *forward_out)
   gboolean evidence = FALSE, forward = FALSE;
   gsize end = i;
 
-  if (forward_out) *forward_out = FALSE;
-  if (i >= n || quote_header_field(norms[i], NULL) == QUOTE_FIELD_NONE) return 0;
+  if (forward_out)
+    *forward_out = FALSE;
+  if (i >= n || quote_header_field(norms[i], NULL) == QUOTE_FIELD_NONE)
+    return 0;
   for (gsize j = i; j < n && j < i + HEADER_BLOCK_MAX_LINES && norms[j][0]; j++) {
     const char *value = NULL;
     quote_field f = quote_header_field(norms[j], &value);
     if (f == QUOTE_FIELD_NONE) {
-      if (j == end) continue; /* a wrapped value */
+      if (j == end)
+        continue; /* a wrapped value */
       break;
     }
-    if (seen[f] && f != QUOTE_FIELD_CC) break; /* a second block, or prose */
+    if (seen[f] && f != QUOTE_FIELD_CC)
+      break; /* a second block, or prose */
     seen[f] = TRUE;
     end = j + 1;
     if (f == QUOTE_FIELD_FROM || f == QUOTE_FIELD_DATE)
       evidence = evidence || has_client_evidence(value, FALSE);
-    if (f == QUOTE_FIELD_SUBJECT) forward = is_forward_subject(value);
+    if (f == QUOTE_FIELD_SUBJECT)
+      forward = is_forward_subject(value);
   }
-  if (!seen[QUOTE_FIELD_FROM] || !seen[QUOTE_FIELD_SUBJECT] || !evidence) return 0;
-  if (!seen[QUOTE_FIELD_DATE] && !seen[QUOTE_FIELD_TO]) return 0;
-  if (forward_out) *forward_out = forward;
+  if (!seen[QUOTE_FIELD_FROM] || !seen[QUOTE_FIELD_SUBJECT] || !evidence)
+    return 0;
+  if (!seen[QUOTE_FIELD_DATE] && !seen[QUOTE_FIELD_TO])
+    return 0;
+  if (forward_out)
+    *forward_out = forward;
   return end - i;
 }
 
@@ -570,13 +602,15 @@ quote_is_mobile_footer(const char *norm)
   if (len > 0 && (s[len - 1] == '>' || s[len - 1] == ']' || s[len - 1] == ')')) {
     char open = s[len - 1] == '>' ? '<' : s[len - 1] == ']' ? '[' : '(';
     char *o = strrchr(s, open);
-    if (o && (strstr(o, "://") || strstr(o, "www.") || strstr(o, "aka.ms"))) *o = '\0';
+    if (o && (strstr(o, "://") || strstr(o, "www.") || strstr(o, "aka.ms")))
+      *o = '\0';
   }
   g_strchomp(s);
   len = strlen(s);
   while (len > 0 && (s[len - 1] == '.' || s[len - 1] == '!'))
     s[--len] = '\0';
-  if (len == 0 || g_utf8_strlen(s, -1) > FOOTER_MAX_CHARS) goto done;
+  if (len == 0 || g_utf8_strlen(s, -1) > FOOTER_MAX_CHARS)
+    goto done;
 
   gboolean shaped = FALSE;
   for (size_t i = 0; footer_prefixes[i] && !shaped; i++)
@@ -584,11 +618,13 @@ quote_is_mobile_footer(const char *norm)
   for (size_t i = 0; i < G_N_ELEMENTS(footer_shapes) && !shaped; i++)
     shaped =
         g_str_has_prefix(s, footer_shapes[i].start) && g_str_has_suffix(s, footer_shapes[i].end);
-  if (!shaped) goto done;
+  if (!shaped)
+    goto done;
   int words = 1;
   for (const char *p = s; *p; p++)
     words += *p == ' ';
-  if (words > FOOTER_MAX_WORDS) goto done;
+  if (words > FOOTER_MAX_WORDS)
+    goto done;
   for (size_t i = 0; device_words[i] && !hit; i++)
     hit = strstr(s, device_words[i]) != NULL;
 
@@ -694,7 +730,8 @@ static const char *const valedictions[] = {
 gboolean
 quote_is_valediction(const char *norm)
 {
-  if (g_utf8_strlen(norm, -1) > VALEDICTION_MAX_CHARS) return FALSE;
+  if (g_utf8_strlen(norm, -1) > VALEDICTION_MAX_CHARS)
+    return FALSE;
   char *s = g_strdup(norm);
   size_t len = strlen(s);
   while (len > 0 && strchr(",.!;:- ", s[len - 1]))
@@ -719,9 +756,12 @@ gboolean
 quote_is_contact(const char *norm)
 {
   const char *at = strchr(norm, '@');
-  if (at && at != norm && strchr(at, '.')) return TRUE;
-  if (strstr(norm, "http://") || strstr(norm, "https://") || strstr(norm, "www.")) return TRUE;
-  if (strstr(norm, " | ")) return TRUE;
+  if (at && at != norm && strchr(at, '.'))
+    return TRUE;
+  if (strstr(norm, "http://") || strstr(norm, "https://") || strstr(norm, "www."))
+    return TRUE;
+  if (strstr(norm, " | "))
+    return TRUE;
   /* A phone number: seven digits or more with only phone punctuation between, written
    * internationally ("+49 30 1234567") or after a label ("Tel.: 030 1234567"). A bare
    * number is more likely an order or invoice number the customer wants us to see. */
@@ -739,7 +779,8 @@ quote_is_contact(const char *norm)
       digits += g_ascii_isdigit(*p) != 0;
       p++;
     }
-    if (digits >= 7 && (international || label)) return TRUE;
+    if (digits >= 7 && (international || label))
+      return TRUE;
   }
   return FALSE;
 }
@@ -750,12 +791,14 @@ check_list(const char *const *table, gsize n, void (*report)(const char *entry))
 {
   gsize bad = 0;
   for (gsize i = 0; i < n; i++) {
-    if (!table[i] || !table[i][0]) continue;
+    if (!table[i] || !table[i][0])
+      continue;
     char *trimmed = g_strstrip(g_strdup(table[i]));
     char *norm = quote_norm(table[i], -1);
     if (strcmp(trimmed, norm) != 0) {
       bad++;
-      if (report) report(table[i]);
+      if (report)
+        report(table[i]);
     }
     g_free(trimmed);
     g_free(norm);

@@ -338,8 +338,8 @@ name_in(const char *name, const char *const *list)
 }
 
 static const char *const ascii_names[] = {"us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us",
-                                          "us", "cp367", "ibm367", "csascii", "iso-ir-6",
-                                          NULL};
+                                          "us",       "cp367", "ibm367",         "csascii",
+                                          "iso-ir-6", NULL};
 static const char *const utf8_names[] = {"utf-8", "utf8", "unicode-1-1-utf-8", "x-unicode20utf8",
                                          NULL};
 
@@ -348,19 +348,32 @@ static const struct {
   const char *name, *superset;
   gboolean c1_only; /* the declared charset never fails; C1 bytes are the tell */
 } supersets[] = {
-    {"iso-8859-1", "windows-1252", TRUE},  {"iso8859-1", "windows-1252", TRUE},
-    {"iso_8859-1", "windows-1252", TRUE},  {"latin1", "windows-1252", TRUE},
-    {"l1", "windows-1252", TRUE},          {"cp819", "windows-1252", TRUE},
-    {"iso-8859-9", "windows-1254", TRUE},  {"iso8859-9", "windows-1254", TRUE},
-    {"latin5", "windows-1254", TRUE},      {"gb2312", "GB18030", FALSE},
-    {"gbk", "GB18030", FALSE},             {"euc-cn", "GB18030", FALSE},
-    {"x-gbk", "GB18030", FALSE},           {"csgb2312", "GB18030", FALSE},
-    {"euc-kr", "CP949", FALSE},            {"ks_c_5601-1987", "CP949", FALSE},
-    {"ks_c_5601-1989", "CP949", FALSE},    {"ksc5601", "CP949", FALSE},
-    {"shift_jis", "CP932", FALSE},         {"shift-jis", "CP932", FALSE},
-    {"sjis", "CP932", FALSE},              {"x-sjis", "CP932", FALSE},
-    {"ms_kanji", "CP932", FALSE},          {"big5", "BIG5-HKSCS", FALSE},
-    {"tis-620", "CP874", FALSE},           {"iso-8859-11", "CP874", FALSE},
+    {"iso-8859-1", "windows-1252", TRUE},
+    {"iso8859-1", "windows-1252", TRUE},
+    {"iso_8859-1", "windows-1252", TRUE},
+    {"latin1", "windows-1252", TRUE},
+    {"l1", "windows-1252", TRUE},
+    {"cp819", "windows-1252", TRUE},
+    {"iso-8859-9", "windows-1254", TRUE},
+    {"iso8859-9", "windows-1254", TRUE},
+    {"latin5", "windows-1254", TRUE},
+    {"gb2312", "GB18030", FALSE},
+    {"gbk", "GB18030", FALSE},
+    {"euc-cn", "GB18030", FALSE},
+    {"x-gbk", "GB18030", FALSE},
+    {"csgb2312", "GB18030", FALSE},
+    {"euc-kr", "CP949", FALSE},
+    {"ks_c_5601-1987", "CP949", FALSE},
+    {"ks_c_5601-1989", "CP949", FALSE},
+    {"ksc5601", "CP949", FALSE},
+    {"shift_jis", "CP932", FALSE},
+    {"shift-jis", "CP932", FALSE},
+    {"sjis", "CP932", FALSE},
+    {"x-sjis", "CP932", FALSE},
+    {"ms_kanji", "CP932", FALSE},
+    {"big5", "BIG5-HKSCS", FALSE},
+    {"tis-620", "CP874", FALSE},
+    {"iso-8859-11", "CP874", FALSE},
 };
 
 static const char *
@@ -530,8 +543,8 @@ repair_text_to_utf8(const char *bytes, size_t len, const char *charset, gboolean
       ib_message_warn(msg, "charset_superset", "%s declared %s decoded as %s", what, key, super);
     } else if ((out = convert(bytes, len, key, &errors, &out_len)) == NULL) {
       out = utf8_or_1252(bytes, len, &used);
-      ib_message_warn(msg, "charset_unknown", "%s has unknown charset \"%s\"; decoded as %s",
-                      what, key, used);
+      ib_message_warn(msg, "charset_unknown", "%s has unknown charset \"%s\"; decoded as %s", what,
+                      key, used);
     } else if (super && !c1_only && !is_7bit(bytes, len)) {
       /* iconv may fail on, or pass through as C1 controls, what the superset defines */
       size_t errors2 = 0, len2 = 0;
@@ -541,8 +554,7 @@ repair_text_to_utf8(const char *bytes, size_t len, const char *charset, gboolean
         out = wide;
         out_len = len2;
         errors = errors2;
-        ib_message_warn(msg, "charset_superset", "%s declared %s decoded as %s", what, key,
-                        super);
+        ib_message_warn(msg, "charset_superset", "%s declared %s decoded as %s", what, key, super);
       } else {
         g_free(wide);
       }
@@ -597,8 +609,8 @@ repair_date(const char *value, ib_message *msg)
   char *v = g_strstrip(g_strdup(value));
   /* only what starts like an ISO date: YYYY-MM-DD */
   if (!(g_ascii_isdigit(v[0]) && g_ascii_isdigit(v[1]) && g_ascii_isdigit(v[2]) &&
-        g_ascii_isdigit(v[3]) && v[4] == '-' && g_ascii_isdigit(v[5]) &&
-        g_ascii_isdigit(v[6]) && v[7] == '-')) {
+        g_ascii_isdigit(v[3]) && v[4] == '-' && g_ascii_isdigit(v[5]) && g_ascii_isdigit(v[6]) &&
+        v[7] == '-')) {
     g_free(v);
     return NULL;
   }
@@ -642,14 +654,14 @@ repair_msgid_list(const char *value, const char *header, ib_message *msg)
 
 /* 1 for the bytes a base64 body may hold: the alphabet, padding and line breaks. */
 static const unsigned char base64_ok[256] = {
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,
-    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
-    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['+'] = 1, ['/'] = 1,
+    ['A'] = 1, ['B'] = 1,  ['C'] = 1,  ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1,  ['K'] = 1,  ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1,  ['S'] = 1,  ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,  ['a'] = 1,  ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1,  ['i'] = 1,  ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1,  ['q'] = 1,  ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1, ['v'] = 1,
+    ['w'] = 1, ['x'] = 1,  ['y'] = 1,  ['z'] = 1, ['0'] = 1,  ['1'] = 1, ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1,  ['6'] = 1,  ['7'] = 1, ['8'] = 1,  ['9'] = 1, ['+'] = 1, ['/'] = 1,
     ['='] = 1, ['\r'] = 1, ['\n'] = 1, [' '] = 1, ['\t'] = 1,
 };
 
@@ -728,12 +740,17 @@ repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts, ib_message
   const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
   if (!is_token(sub))
     sub = "mixed";
-  char *head = g_strdup_printf("Content-Type: multipart/%s; boundary=\"%.*s\"\n\n", sub,
-                               (int)blen, bnd);
+  char *head =
+      g_strdup_printf("Content-Type: multipart/%s; boundary=\"%.*s\"\n\n", sub, (int)blen, bnd);
   GByteArray *arr = g_byte_array_sized_new((guint)(strlen(head) + plen));
   g_byte_array_append(arr, (const guint8 *)head, (guint)strlen(head));
   g_byte_array_append(arr, (const guint8 *)pro, (guint)plen);
-  GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(arr); /* owns ARR */
+  /* ARR must live as long as the part: *BASE_OUT points into it, and the part's streams
+   * may read from it. The stream does not own it (when no part keeps the stream, the
+   * stream goes with the parser); the returned part does, as object data, which GObject
+   * frees after the part's own finalize has released its streams. */
+  GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(arr);
+  g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
   GMimeParser *parser = g_mime_parser_new_with_stream(stream);
   GMimeObject *part = g_mime_parser_construct_part(parser, opts);
   g_object_unref(parser);
@@ -742,12 +759,15 @@ repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts, ib_message
       g_mime_multipart_get_count(GMIME_MULTIPART(part)) == 0) {
     if (part)
       g_object_unref(part);
+    g_byte_array_unref(arr);
     g_free(head);
     return NULL;
   }
+  g_object_set_data_full(G_OBJECT(part), "inboxd-repair-buffer", arr,
+                         (GDestroyNotify)g_byte_array_unref);
   ib_message_warn(msg, "multipart_boundary_guessed",
-                  "multipart/%s without a matching boundary; used \"%.*s\" found in its body",
-                  sub, (int)blen, bnd);
+                  "multipart/%s without a matching boundary; used \"%.*s\" found in its body", sub,
+                  (int)blen, bnd);
   g_free(head);
   *base_out = (const char *)arr->data;
   *len_out = arr->len;

@@ -19,7 +19,7 @@
 typedef struct repair_buf {
   const char *data; /* the raw input itself, a suffix of it, or OWNED */
   size_t len;
-  char *owned;      /* new bytes (g_free) when a repair had to rewrite the input */
+  char *owned; /* new bytes (g_free) when a repair had to rewrite the input */
 } repair_buf;
 
 /* Apply the input-level repairs to RAW (LEN bytes) and set *OUT to the bytes to parse.
@@ -98,8 +98,8 @@ size_t repair_check_base64(const char *enc, size_t len, const char *what, ib_mes
  * part (g_object_unref; it owns its bytes, readable through *BASE_OUT and *LEN_OUT as
  * long as the part lives), or NULL when no boundary can be found. OPTS is the parse's
  * options. */
-GMimeObject *repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts,
-                              ib_message *msg, const char **base_out, size_t *len_out);
+GMimeObject *repair_multipart(GMimeMultipart *multipart, GMimeParserOptions *opts, ib_message *msg,
+                              const char **base_out, size_t *len_out);
 
 /* ---- GMime bug workarounds: the mail is fine, so these add no warning ---- */
 

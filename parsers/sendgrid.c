@@ -184,38 +184,12 @@ header_field(const form *f, const char *name, json_t *charsets, ib_inbound *in)
   return adapter_to_utf8(ff->value, ff->len, charset_of(charsets, name), name, in);
 }
 
-/* "attachmentN" -> N, or 0 when NAME has another shape. */
-static unsigned
-attachment_number(const char *name)
-{
-  if (strncmp(name, "attachment", 10) != 0)
-    return 0;
-  guint64 n = 0;
-  if (!g_ascii_string_to_unsigned(name + 10, 10, 1, 100000, &n, NULL))
-    return 0;
-  return (unsigned)n;
-}
-
-static gint
-by_attachment_number(gconstpointer a, gconstpointer b)
-{
-  const form_field *fa = *(const form_field *const *)a, *fb = *(const form_field *const *)b;
-  unsigned na = attachment_number(fa->name), nb = attachment_number(fb->name);
-  return na < nb ? -1 : na > nb;
-}
-
 static void
 add_attachments(const form *f, rebuild *rb, ib_inbound *in)
 {
   json_t *info = json_field(f, "attachment-info", in);
   json_t *cids = json_field(f, "content-ids", in);
-  GPtrArray *files = g_ptr_array_new();
-  for (size_t i = 0; i < form_size(f); i++) {
-    const form_field *ff = form_at(f, i);
-    if (attachment_number(ff->name))
-      g_ptr_array_add(files, (gpointer)ff);
-  }
-  g_ptr_array_sort(files, by_attachment_number);
+  GPtrArray *files = adapter_numbered_fields(f, "attachment", 0);
   for (guint i = 0; i < files->len; i++) {
     const form_field *ff = g_ptr_array_index(files, i);
     json_t *meta = info ? json_object_get(info, ff->name) : NULL;

@@ -80,7 +80,8 @@ trim_end(const char *s, gsize len)
 {
   while (len > 0) {
     const char *prev = g_utf8_find_prev_char(s, s + len);
-    if (!prev || !g_unichar_isspace(g_utf8_get_char(prev))) break;
+    if (!prev || !g_unichar_isspace(g_utf8_get_char(prev)))
+      break;
     len = (gsize)(prev - s);
   }
   return len;
@@ -92,7 +93,8 @@ text_body_split(const char *text, text_body *b)
 {
   gsize count = 1;
   for (const char *p = text; *p; p++)
-    if (*p == '\n' || (*p == '\r' && p[1] != '\n')) count++;
+    if (*p == '\n' || (*p == '\r' && p[1] != '\n'))
+      count++;
   b->lines = g_new0(text_line, count);
   b->norms = g_new0(char *, count);
   b->n = 0;
@@ -106,7 +108,8 @@ text_body_split(const char *text, text_body *b)
     l->quoted = l->norm[0] == '>';
     l->sig_dash = eol - p == 3 && memcmp(p, "-- ", 3) == 0;
     b->norms[b->n++] = l->norm;
-    if (*eol == '\0') break;
+    if (*eol == '\0')
+      break;
     p = eol + ((eol[0] == '\r' && eol[1] == '\n') ? 2 : 1);
   }
 }
@@ -132,13 +135,17 @@ static gsize
 attribution_at(const text_body *b, gsize i)
 {
   const text_line *l = &b->lines[i];
-  if (quote_is_attribution(l->norm, FALSE)) return 1;
-  if (i + 1 >= b->n) return 0;
+  if (quote_is_attribution(l->norm, FALSE))
+    return 1;
+  if (i + 1 >= b->n)
+    return 0;
   const text_line *next = &b->lines[i + 1];
-  if (is_blank(next) || next->quoted || quote_is_attribution(next->norm, FALSE)) return 0;
+  if (is_blank(next) || next->quoted || quote_is_attribution(next->norm, FALSE))
+    return 0;
   /* A sentence ends before a line break; a wrapped attribution does not. */
   size_t len = strlen(l->norm);
-  if (strchr(".?!", l->norm[len - 1])) return 0;
+  if (strchr(".?!", l->norm[len - 1]))
+    return 0;
   /* Wrapped attributions are only trusted in their anchored form, so that the loose
    * endings cannot swallow the customer's line above a quote. */
   char *joined = g_strconcat(l->norm, " ", next->norm, NULL);
@@ -167,7 +174,8 @@ keep_line(GPtrArray *kept, text_line *l, gboolean *dropped)
   if (*dropped && !is_blank(l)) {
     /* Where quoted lines went, exactly one blank line separates the answers. */
     drop_trailing_blanks(kept);
-    if (kept->len > 0) g_ptr_array_add(kept, NULL);
+    if (kept->len > 0)
+      g_ptr_array_add(kept, NULL);
     *dropped = FALSE;
   }
   g_ptr_array_add(kept, l);
@@ -203,25 +211,30 @@ scan_text(const text_body *b, kept_text *kept)
       /* "-----Original Message-----" ends the new text on its own; Outlook's rule of
        * underscores only when a header block follows it. */
       gsize block = quote_header_block(b->norms, b->n, next_nonblank(b, i + 1), &forward);
-      if (block && forward) kept->forward_at = i;
-      if (block || separator) return;
+      if (block && forward)
+        kept->forward_at = i;
+      if (block || separator)
+        return;
       keep_line(kept->lines, l, &dropped);
       continue;
     }
     if (quote_header_block(b->norms, b->n, i, &forward)) {
-      if (forward) kept->forward_at = i;
+      if (forward)
+        kept->forward_at = i;
       return;
     }
     gsize span = attribution_at(b, i);
     gsize after = next_nonblank(b, i + (span ? span : 1));
     gboolean quote_follows = after < b->n && b->lines[after].quoted;
-    if (!span && quote_follows && quote_is_attribution(l->norm, TRUE)) span = 1;
+    if (!span && quote_follows && quote_is_attribution(l->norm, TRUE))
+      span = 1;
     if (span && quote_follows) {
       dropped = TRUE;
       i += span - 1;
       continue;
     }
-    if (span) return; /* the history follows, quoted without "> " */
+    if (span)
+      return; /* the history follows, quoted without "> " */
     keep_line(kept->lines, l, &dropped);
   }
 }
@@ -235,7 +248,8 @@ drop_signature(GPtrArray *kept)
 {
   for (int round = 0; round < SIGNATURE_ROUNDS; round++) {
     drop_trailing_blanks(kept);
-    if (kept->len == 0) return;
+    if (kept->len == 0)
+      return;
 
     text_line *last = kept->pdata[kept->len - 1];
     if (quote_is_mobile_footer(last->norm)) {
@@ -246,8 +260,10 @@ drop_signature(GPtrArray *kept)
     gsize cut = kept->len;
     for (gsize k = 1; k < kept->len && cut == kept->len; k++) {
       text_line *l = kept->pdata[k];
-      if (is_blank(l) || (strcmp(l->text, "--") != 0 && !l->sig_dash)) continue;
-      if (l->sig_dash || kept->len - k - 1 <= SIG_MAX_LINES) cut = k;
+      if (is_blank(l) || (strcmp(l->text, "--") != 0 && !l->sig_dash))
+        continue;
+      if (l->sig_dash || kept->len - k - 1 <= SIG_MAX_LINES)
+        cut = k;
     }
     if (cut < kept->len) {
       g_ptr_array_set_size(kept, cut);
@@ -258,17 +274,20 @@ drop_signature(GPtrArray *kept)
      * ("Best regards,\nJane Doe\nExample Corp | +1 555 0100"). */
     for (gsize k = kept->len - 1; k >= 1 && cut == kept->len; k--) {
       text_line *l = kept->pdata[k];
-      if (is_blank(l) || !is_blank(kept->pdata[k - 1]) || !quote_is_valediction(l->norm)) continue;
+      if (is_blank(l) || !is_blank(kept->pdata[k - 1]) || !quote_is_valediction(l->norm))
+        continue;
       gsize lines = 0;
       gboolean contact = FALSE, short_lines = TRUE;
       for (gsize j = k + 1; j < kept->len; j++) {
         text_line *t = kept->pdata[j];
-        if (is_blank(t)) continue;
+        if (is_blank(t))
+          continue;
         lines++;
         contact = contact || quote_is_contact(t->norm);
         short_lines = short_lines && g_utf8_strlen(t->text, -1) <= CLOSING_LINE_MAX_CHARS;
       }
-      if (lines >= 1 && lines <= CLOSING_MAX_LINES && contact && short_lines) cut = k;
+      if (lines >= 1 && lines <= CLOSING_MAX_LINES && contact && short_lines)
+        cut = k;
       break; /* only the last closing line counts */
     }
     if (cut < kept->len) {
@@ -292,8 +311,10 @@ append_lines(GString *out, GPtrArray *lines)
     end--;
   for (gsize k = first; k < end; k++) {
     const text_line *l = lines->pdata[k];
-    if (k > first) g_string_append_c(out, '\n');
-    if (l) g_string_append(out, l->text);
+    if (k > first)
+      g_string_append_c(out, '\n');
+    if (l)
+      g_string_append(out, l->text);
   }
 }
 
@@ -305,7 +326,8 @@ strip_text(const char *text)
   GPtrArray *forwarded = NULL;
   GString *out = NULL;
 
-  if (!text) return g_strdup("");
+  if (!text)
+    return g_strdup("");
   char *valid = g_utf8_make_valid(text, -1);
   /* A byte-order mark is no text; some clients put one before the body. */
   text_body_split(g_str_has_prefix(valid, "\xef\xbb\xbf") ? valid + 3 : valid, &b);
@@ -320,7 +342,8 @@ strip_text(const char *text)
     forwarded = g_ptr_array_new();
     for (gsize i = kept.forward_at; i < b.n; i++)
       g_ptr_array_add(forwarded, &b.lines[i]);
-    if (out->len > 0) g_string_append(out, "\n\n");
+    if (out->len > 0)
+      g_string_append(out, "\n\n");
     append_lines(out, forwarded);
   }
   if (out->len == 0) {
@@ -332,7 +355,8 @@ strip_text(const char *text)
     g_ptr_array_free(all, TRUE);
   }
 
-  if (forwarded) g_ptr_array_free(forwarded, TRUE);
+  if (forwarded)
+    g_ptr_array_free(forwarded, TRUE);
   g_ptr_array_free(kept.lines, TRUE);
   text_body_free(&b);
   return g_string_free(out, FALSE);
@@ -367,7 +391,8 @@ static gboolean
 is_element_in(xmlNodePtr n, const char *const *names)
 {
   for (size_t i = 0; names[i]; i++)
-    if (is_element(n, names[i])) return TRUE;
+    if (is_element(n, names[i]))
+      return TRUE;
   return FALSE;
 }
 
@@ -395,7 +420,8 @@ is_skipped(xmlNodePtr n)
 static char *
 attr_dup(xmlNodePtr n, const char *name)
 {
-  if (n->type != XML_ELEMENT_NODE) return NULL;
+  if (n->type != XML_ELEMENT_NODE)
+    return NULL;
   xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
   char *copy = v ? g_strdup((const char *)v) : NULL;
   xmlFree(v);
@@ -436,9 +462,11 @@ is_text(xmlNodePtr n)
 static gboolean
 is_blank_text(xmlNodePtr n)
 {
-  if (!is_text(n)) return FALSE;
+  if (!is_text(n))
+    return FALSE;
   for (const char *p = (const char *)n->content; p && *p; p = g_utf8_next_char(p))
-    if (!g_unichar_isspace(g_utf8_get_char(p))) return FALSE;
+    if (!g_unichar_isspace(g_utf8_get_char(p)))
+      return FALSE;
   return TRUE;
 }
 
@@ -447,9 +475,11 @@ is_blank_text(xmlNodePtr n)
 static xmlNodePtr
 doc_next(xmlNodePtr n, gboolean descend)
 {
-  if (descend && n->type == XML_ELEMENT_NODE && n->children && !is_skipped(n)) return n->children;
+  if (descend && n->type == XML_ELEMENT_NODE && n->children && !is_skipped(n))
+    return n->children;
   for (; n; n = n->parent)
-    if (n->next) return n->next;
+    if (n->next)
+      return n->next;
   return NULL;
 }
 
@@ -458,7 +488,8 @@ doc_next(xmlNodePtr n, gboolean descend)
 static void
 line_break(GString *out)
 {
-  if (out->len > 0 && out->str[out->len - 1] != '\n') g_string_append_c(out, '\n');
+  if (out->len > 0 && out->str[out->len - 1] != '\n')
+    g_string_append_c(out, '\n');
 }
 
 /* Append the text of N's subtree to OUT as a reader sees it: source line breaks are
@@ -466,17 +497,21 @@ line_break(GString *out)
 static void
 gather_text(xmlNodePtr n, GString *out, gsize max, int depth)
 {
-  if (out->len >= max || depth > PEEK_MAX_DEPTH) return;
+  if (out->len >= max || depth > PEEK_MAX_DEPTH)
+    return;
   if (is_text(n) && n->content) {
     for (const char *p = (const char *)n->content; *p && out->len < max; p++)
       g_string_append_c(out, (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p);
     return;
   }
-  if (n->type != XML_ELEMENT_NODE || is_skipped(n)) return;
-  if (is_block(n)) line_break(out);
+  if (n->type != XML_ELEMENT_NODE || is_skipped(n))
+    return;
+  if (is_block(n))
+    line_break(out);
   for (xmlNodePtr c = n->children; c; c = c->next)
     gather_text(c, out, max, depth + 1);
-  if (is_block(n)) line_break(out);
+  if (is_block(n))
+    line_break(out);
 }
 
 /* The text of N's subtree (new string, valid UTF-8, at most about MAX bytes). */
@@ -499,9 +534,11 @@ text_from(xmlNodePtr n, gsize max)
     gather_text(n, out, max, 0);
     while (n && !n->next) {
       n = n->parent;
-      if (n && is_block(n)) line_break(out);
+      if (n && is_block(n))
+        line_break(out);
     }
-    if (n) n = n->next;
+    if (n)
+      n = n->next;
   }
   char *s = g_utf8_make_valid(out->str, (gssize)out->len);
   g_string_free(out, TRUE);
@@ -573,8 +610,10 @@ is_attribution_text(const char *text, gboolean loose)
   char **lines = norm_lines(text, &n);
   GString *joined = g_string_new(NULL);
   for (gsize i = 0; i < n; i++) {
-    if (lines[i][0] == '\0') continue;
-    if (joined->len) g_string_append_c(joined, ' ');
+    if (lines[i][0] == '\0')
+      continue;
+    if (joined->len)
+      g_string_append_c(joined, ' ');
     g_string_append(joined, lines[i]);
     used++;
   }
@@ -630,7 +669,8 @@ remove_attribution_before(xmlNodePtr before, gboolean dry_run)
   xmlNodePtr p = before->prev;
   while (p && (is_blank_text(p) || is_element(p, "br")))
     p = p->prev;
-  if (!p) return FALSE;
+  if (!p)
+    return FALSE;
 
   if (p->type == XML_ELEMENT_NODE && !is_element_in(p, inline_names)) {
     char *text = node_text(p, ATTRIBUTION_PEEK_BYTES);
@@ -641,12 +681,14 @@ remove_attribution_before(xmlNodePtr before, gboolean dry_run)
         remove_node(before->prev);
       remove_node(p);
     }
-    if (whole || !p->last) return whole;
+    if (whole || !p->last)
+      return whole;
     /* "<div>Thanks!<br><br>On ... wrote:<br></div><blockquote>": the end of the block. */
     p = p->last;
     while (p && (is_blank_text(p) || is_element(p, "br")))
       p = p->prev;
-    if (!p) return FALSE;
+    if (!p)
+      return FALSE;
   }
 
   xmlNodePtr first = p;
@@ -655,18 +697,21 @@ remove_attribution_before(xmlNodePtr before, gboolean dry_run)
   GString *run = g_string_new(NULL);
   for (xmlNodePtr r = first;; r = r->next) {
     gather_text(r, run, ATTRIBUTION_PEEK_BYTES, 0);
-    if (r == p) break;
+    if (r == p)
+      break;
   }
   char *text = g_utf8_make_valid(run->str, (gssize)run->len);
   g_string_free(run, TRUE);
   gboolean hit = strlen(text) < ATTRIBUTION_PEEK_BYTES && is_attribution_text(text, TRUE);
   g_free(text);
-  if (!hit || dry_run) return hit;
+  if (!hit || dry_run)
+    return hit;
   for (xmlNodePtr r = first;;) {
     xmlNodePtr next = r->next;
     gboolean last = r == p;
     remove_node(r);
-    if (last) break;
+    if (last)
+      break;
     r = next;
   }
   return TRUE;
@@ -677,9 +722,12 @@ static gboolean
 blockquote_follows(xmlNodePtr n)
 {
   for (xmlNodePtr f = doc_next(n, FALSE); f; f = doc_next(f, TRUE)) {
-    if (is_element(f, "blockquote")) return TRUE;
-    if (is_text(f) && !is_blank_text(f)) return FALSE;
-    if (is_element(f, "img")) return FALSE;
+    if (is_element(f, "blockquote"))
+      return TRUE;
+    if (is_text(f) && !is_blank_text(f))
+      return FALSE;
+    if (is_element(f, "img"))
+      return FALSE;
   }
   return FALSE;
 }
@@ -689,12 +737,15 @@ blockquote_follows(xmlNodePtr n)
 static gboolean
 is_outlook_border(xmlNodePtr n)
 {
-  if (!is_element(n, "div")) return FALSE;
+  if (!is_element(n, "div"))
+    return FALSE;
   char *style = attr_dup(n, "style");
-  if (!style) return FALSE;
+  if (!style)
+    return FALSE;
   GString *flat = g_string_new(NULL);
   for (const char *p = style; *p; p++)
-    if (!g_ascii_isspace(*p)) g_string_append_c(flat, g_ascii_tolower(*p));
+    if (!g_ascii_isspace(*p))
+      g_string_append_c(flat, g_ascii_tolower(*p));
   g_free(style);
   gboolean hit = FALSE;
   if (strstr(flat->str, "border-top:solid")) {
@@ -714,13 +765,16 @@ is_outlook_border(xmlNodePtr n)
 static gboolean
 has_own_text(xmlNodePtr n, int depth)
 {
-  if (depth > PEEK_MAX_DEPTH) return FALSE;
+  if (depth > PEEK_MAX_DEPTH)
+    return FALSE;
   for (xmlNodePtr c = n->children; c; c = c->next) {
-    if (is_text(c) && !is_blank_text(c)) return TRUE;
+    if (is_text(c) && !is_blank_text(c))
+      return TRUE;
     if (c->type != XML_ELEMENT_NODE || is_skipped(c) || is_element(c, "blockquote") ||
         attr_has_token(c, "class", "gmail_attr"))
       continue;
-    if (has_own_text(c, depth + 1)) return TRUE;
+    if (has_own_text(c, depth + 1))
+      return TRUE;
   }
   return FALSE;
 }
@@ -778,7 +832,8 @@ classify_element(xmlNodePtr n)
   }
   /* A plain <blockquote> is a quote only under an attribution ("On ... wrote:"). */
   if (is_element(n, "blockquote")) {
-    if (remove_attribution_before(n, TRUE)) act = HTML_REMOVE;
+    if (remove_attribution_before(n, TRUE))
+      act = HTML_REMOVE;
     goto done;
   }
   /* "<div>On ... wrote:</div>" over unquoted history (clients without a quote class). */
@@ -798,7 +853,8 @@ done:
 static html_action
 classify_text(xmlNodePtr n)
 {
-  if (!n->content || strlen((const char *)n->content) > ATTRIBUTION_PEEK_BYTES) return HTML_KEEP;
+  if (!n->content || strlen((const char *)n->content) > ATTRIBUTION_PEEK_BYTES)
+    return HTML_KEEP;
   if (!has_colon((const char *)n->content) && !strchr((const char *)n->content, '-'))
     return HTML_KEEP; /* no marker, label or attribution: the common case, made cheap */
   html_action act = HTML_KEEP;
@@ -843,7 +899,8 @@ strip_tree(xmlDocPtr doc)
     else if (is_text(n))
       act = classify_text(n);
 
-    if (act == HTML_STOP) break;
+    if (act == HTML_STOP)
+      break;
     if (act == HTML_CUT) {
       cut_from(is_text(n) ? cut_point(n) : n);
       changed = TRUE;
@@ -851,7 +908,8 @@ strip_tree(xmlDocPtr doc)
     }
     if (act == HTML_REMOVE) {
       xmlNodePtr next = doc_next(n, FALSE);
-      if (is_element(n, "blockquote")) remove_attribution_before(n, FALSE);
+      if (is_element(n, "blockquote"))
+        remove_attribution_before(n, FALSE);
       remove_node(n);
       changed = TRUE;
       n = next;
@@ -868,7 +926,8 @@ last_visible_text(xmlDocPtr doc)
 {
   xmlNodePtr last = NULL;
   for (xmlNodePtr n = xmlDocGetRootElement(doc); n; n = doc_next(n, TRUE))
-    if (is_text(n) && !is_blank_text(n)) last = n;
+    if (is_text(n) && !is_blank_text(n))
+      last = n;
   return last;
 }
 
@@ -880,7 +939,8 @@ drop_html_footers(xmlDocPtr doc)
   gboolean changed = FALSE;
   for (int round = 0; round < HTML_FOOTERS_MAX; round++) {
     xmlNodePtr t = last_visible_text(doc);
-    if (!t) break;
+    if (!t)
+      break;
     xmlNodePtr block = t;
     while (block->parent && block->parent->type == XML_ELEMENT_NODE && !is_block(block) &&
            !is_element(block->parent, "body"))
@@ -890,7 +950,8 @@ drop_html_footers(xmlDocPtr doc)
     gboolean footer = quote_is_mobile_footer(norm);
     g_free(text);
     g_free(norm);
-    if (!footer || is_element(block, "body") || is_element(block, "html")) break;
+    if (!footer || is_element(block, "body") || is_element(block, "html"))
+      break;
     remove_node(block);
     changed = TRUE;
   }
@@ -902,7 +963,8 @@ static gboolean
 has_content(xmlDocPtr doc)
 {
   for (xmlNodePtr n = xmlDocGetRootElement(doc); n; n = doc_next(n, TRUE))
-    if ((is_text(n) && !is_blank_text(n)) || is_element(n, "img")) return TRUE;
+    if ((is_text(n) && !is_blank_text(n)) || is_element(n, "img"))
+      return TRUE;
   return FALSE;
 }
 
@@ -914,14 +976,16 @@ static void
 restore_office_p(xmlDocPtr doc)
 {
   for (xmlNodePtr n = xmlDocGetRootElement(doc); n; n = doc_next(n, TRUE)) {
-    if (!is_element(n, "p")) continue;
+    if (!is_element(n, "p"))
+      continue;
     gboolean nested = FALSE;
     for (xmlNodePtr a = n->parent; a && !nested; a = a->parent)
       nested = is_element(a, "p");
     gboolean blank = TRUE;
     for (xmlNodePtr c = n->children; c && blank; c = c->next)
       blank = is_blank_text(c);
-    if (nested && blank) xmlNodeSetName(n, (const xmlChar *)"o:p");
+    if (nested && blank)
+      xmlNodeSetName(n, (const xmlChar *)"o:p");
   }
 }
 
@@ -934,7 +998,8 @@ fix_meta_charset(xmlDocPtr doc)
   while (head && !is_element(head, "head"))
     head = head->next;
   for (xmlNodePtr n = head ? head->children : NULL; n; n = n->next) {
-    if (!is_element(n, "meta")) continue;
+    if (!is_element(n, "meta"))
+      continue;
     if (xmlHasProp(n, (const xmlChar *)"charset"))
       xmlSetProp(n, (const xmlChar *)"charset", (const xmlChar *)"UTF-8");
     if (attr_is(n, "http-equiv", "content-type"))
@@ -953,12 +1018,14 @@ html_serialize(xmlDocPtr doc)
   fix_meta_charset(doc);
   restore_office_p(doc);
   xmlOutputBufferPtr buf = xmlAllocOutputBuffer(NULL);
-  if (!buf) return NULL;
+  if (!buf)
+    return NULL;
   htmlDocContentDumpFormatOutput(buf, doc, "UTF-8", 0);
   if (xmlOutputBufferFlush(buf) >= 0) {
     const xmlChar *content = xmlOutputBufferGetContent(buf);
     size_t size = xmlOutputBufferGetSize(buf);
-    if (content) out = g_utf8_make_valid((const char *)content, (gssize)size);
+    if (content)
+      out = g_utf8_make_valid((const char *)content, (gssize)size);
   }
   xmlOutputBufferClose(buf);
   return out;
@@ -970,18 +1037,23 @@ strip_html(const char *html)
   htmlDocPtr doc = NULL;
   char *out = NULL;
 
-  if (!html || !*html) return NULL;
+  if (!html || !*html)
+    return NULL;
   size_t len = strlen(html);
-  if (len > INT_MAX) return NULL;
+  if (len > INT_MAX)
+    return NULL;
   doc = htmlReadMemory(html, (int)len, NULL, "UTF-8", STRIP_HTML_OPTIONS);
-  if (!doc || !xmlDocGetRootElement(doc)) goto done;
+  if (!doc || !xmlDocGetRootElement(doc))
+    goto done;
   gboolean changed = strip_tree(doc);
   changed = drop_html_footers(doc) || changed;
-  if (!changed || !has_content(doc)) goto done; /* nothing to strip, or nothing would be left */
+  if (!changed || !has_content(doc))
+    goto done; /* nothing to strip, or nothing would be left */
   out = html_serialize(doc);
 
 done:
-  if (doc) xmlFreeDoc(doc);
+  if (doc)
+    xmlFreeDoc(doc);
   return out;
 }
 
@@ -992,7 +1064,8 @@ strip_message(ib_message *msg)
 {
   if (msg->html) {
     msg->stripped_html = strip_html(msg->html);
-    if (!msg->stripped_html) msg->stripped_html = g_strdup(msg->html);
+    if (!msg->stripped_html)
+      msg->stripped_html = g_strdup(msg->html);
   }
   if (msg->text) {
     msg->stripped_text = strip_text(msg->text);

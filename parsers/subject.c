@@ -50,7 +50,8 @@ static char *
 prefix_word_key(const char *word, gssize len)
 {
   char *nfkc = g_utf8_normalize(word, len, G_NORMALIZE_ALL_COMPOSE);
-  if (!nfkc) return g_strdup("");
+  if (!nfkc)
+    return g_strdup("");
   char *fold = g_utf8_casefold(nfkc, -1);
   g_free(nfkc);
   return fold;
@@ -60,7 +61,8 @@ static int
 is_prefix_word(const char *key)
 {
   for (size_t i = 0; i < G_N_ELEMENTS(prefix_words); i++)
-    if (strcmp(key, prefix_words[i]) == 0) return 1;
+    if (strcmp(key, prefix_words[i]) == 0)
+      return 1;
   return 0;
 }
 
@@ -83,9 +85,11 @@ skip_bracket_tag(const char *p)
   const char *q = p + open_len;
   /* Bounded search: a subject full of '[' must stay linear. */
   const char *end = g_strstr_len(q, TAG_MAX_BYTES + strlen(close), close);
-  if (!end || (size_t)(end - q) > TAG_MAX_BYTES) return NULL;
+  if (!end || (size_t)(end - q) > TAG_MAX_BYTES)
+    return NULL;
   for (const char *r = q; r < end; r++)
-    if (*r == '[') return NULL;
+    if (*r == '[')
+      return NULL;
   return end + strlen(close);
 }
 
@@ -100,12 +104,14 @@ skip_prefix(const char *p)
     q = g_utf8_next_char(q);
     chars++;
   }
-  if (chars == 0 || chars > PREFIX_WORD_MAX_CHARS) return NULL;
+  if (chars == 0 || chars > PREFIX_WORD_MAX_CHARS)
+    return NULL;
   char *key = prefix_word_key(p, q - p);
   int known = is_prefix_word(key);
   int is_ref = strcmp(key, "réf") == 0 || strcmp(key, "ref") == 0;
   g_free(key);
-  if (!known) return NULL;
+  if (!known)
+    return NULL;
 
   /* Optional counter: "Re[2]:", "Re(3):". */
   if (*q == '[' || *q == '(') {
@@ -113,17 +119,22 @@ skip_prefix(const char *p)
     const char *r = q + 1;
     while (g_ascii_isdigit(*r))
       r++;
-    if (r > q + 1 && *r == closer) q = r + 1;
+    if (r > q + 1 && *r == closer)
+      q = r + 1;
   }
   if (is_ref && *q == '.') {
     q = skip_inline_blanks(q + 1);
-    if (*q == ':') return q + 1;
-    if (g_str_has_prefix(q, "：")) return q + strlen("：");
+    if (*q == ':')
+      return q + 1;
+    if (g_str_has_prefix(q, "："))
+      return q + strlen("：");
     return q;
   }
   q = skip_inline_blanks(q);
-  if (*q == ':') return q + 1;
-  if (g_str_has_prefix(q, "：")) return q + strlen("：");
+  if (*q == ':')
+    return q + 1;
+  if (g_str_has_prefix(q, "："))
+    return q + strlen("：");
   return NULL;
 }
 
@@ -137,12 +148,15 @@ skip_noise(const char *s, int *prefixes_out)
     const char *next = skip_bracket_tag(p);
     if (!next) {
       next = skip_prefix(p);
-      if (next) prefixes++;
+      if (next)
+        prefixes++;
     }
-    if (!next) break;
+    if (!next)
+      break;
     p = skip_blanks(next);
   }
-  if (prefixes_out) *prefixes_out = prefixes;
+  if (prefixes_out)
+    *prefixes_out = prefixes;
   return p;
 }
 
@@ -150,11 +164,13 @@ skip_noise(const char *s, int *prefixes_out)
 static size_t
 ticket_tag_len(const char *p)
 {
-  if (p[0] != '[' || p[1] != '#') return 0;
+  if (p[0] != '[' || p[1] != '#')
+    return 0;
   size_t i = 2;
   while (g_ascii_isdigit(p[i]))
     i++;
-  if (i == 2 || p[i] != ']') return 0;
+  if (i == 2 || p[i] != ']')
+    return 0;
   return i + 1;
 }
 
@@ -165,7 +181,8 @@ clean_copy(const char *subject)
   char *valid = g_utf8_make_valid(subject, -1);
   char *nfc = g_utf8_normalize(valid, -1, G_NORMALIZE_DEFAULT_COMPOSE);
   g_free(valid);
-  if (!nfc) return g_strdup("");
+  if (!nfc)
+    return g_strdup("");
   GString *out = g_string_sized_new(strlen(nfc));
   for (const char *p = nfc; *p;) {
     size_t tag = ticket_tag_len(p);
@@ -192,7 +209,8 @@ collapse_blanks(const char *p)
       pending_space = out->len > 0;
       continue;
     }
-    if (pending_space) g_string_append_c(out, ' ');
+    if (pending_space)
+      g_string_append_c(out, ' ');
     pending_space = 0;
     g_string_append_unichar(out, c);
   }
@@ -202,7 +220,8 @@ collapse_blanks(const char *p)
 char *
 subject_normalize(const char *subject)
 {
-  if (!subject) return g_strdup("");
+  if (!subject)
+    return g_strdup("");
   char *clean = clean_copy(subject);
   GString *out = collapse_blanks(skip_noise(clean, NULL));
   g_free(clean);
@@ -229,7 +248,8 @@ subject_key(const char *subject)
 int
 subject_ticket_tag(const char *subject, long long *ticket_out)
 {
-  if (!subject) return 0;
+  if (!subject)
+    return 0;
   for (const char *p = strchr(subject, '['); p; p = strchr(p + 1, '[')) {
     size_t len = ticket_tag_len(p);
     if (!len || len - 3 > 18) /* 18 digits always fit in a long long */
@@ -238,8 +258,10 @@ subject_ticket_tag(const char *subject, long long *ticket_out)
     char *digits = g_strndup(p + 2, len - 3);
     gboolean ok = g_ascii_string_to_unsigned(digits, 10, 1, G_MAXINT64, &value, NULL);
     g_free(digits);
-    if (!ok) continue;
-    if (ticket_out) *ticket_out = (long long)value;
+    if (!ok)
+      continue;
+    if (ticket_out)
+      *ticket_out = (long long)value;
     return 1;
   }
   return 0;
@@ -248,7 +270,8 @@ subject_ticket_tag(const char *subject, long long *ticket_out)
 int
 subject_has_reply_prefix(const char *subject)
 {
-  if (!subject) return 0;
+  if (!subject)
+    return 0;
   char *clean = clean_copy(subject);
   int prefixes = 0;
   skip_noise(clean, &prefixes);

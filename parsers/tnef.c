@@ -403,8 +403,8 @@ string_utf8(const BYTE *s, size_t len, unsigned codepage)
     g_snprintf(cp, sizeof cp, "CP%u", codepage ? codepage : 1252);
     out = g_convert_with_fallback(p, (gssize)len, "UTF-8", cp, "\xEF\xBF\xBD", NULL, NULL, NULL);
     if (!out)
-      out = g_convert_with_fallback(p, (gssize)len, "UTF-8", "CP1252", "\xEF\xBF\xBD", NULL,
-                                    NULL, NULL);
+      out = g_convert_with_fallback(p, (gssize)len, "UTF-8", "CP1252", "\xEF\xBF\xBD", NULL, NULL,
+                                    NULL);
     if (!out)
       out = g_utf8_make_valid(p, (gssize)len);
   }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 
 #define RING_CAP 4096          /* recent events kept in memory */
@@ -112,16 +113,51 @@ events_after(ib_feed *f, int64_t after, int limit)
 
 /* ---- Long poll ---------------------------------------------------------------------- */
 
+/* One answer serialized once for every waiter asking the same question: after a commit,
+ * thousands of waiters usually wait after the same seq. */
+typedef struct answer {
+  char *text; /* NULL: the feed could not be read */
+  size_t len;
+  char etag[40];
+} answer;
+
 static void
-complete_waiter(ib_feed *f, waiter *w)
+answer_free(gpointer p)
 {
-  json_t *doc = events_after(f, w->after, w->limit);
-  if (doc)
-    request_reply_json(w->r, MHD_HTTP_OK, doc);
-  else
-    request_reply_status(w->r, IB_ERR_STORAGE, "cannot read the change feed; retry");
-  request_resume(w->r);
-  g_free(w);
+  answer *a = p;
+  free(a->text);
+  g_free(a);
+}
+
+static void
+complete_waiters(ib_feed *f, GPtrArray *ready)
+{
+  GHashTable *answers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, answer_free);
+  for (guint i = 0; i < ready->len; i++) {
+    waiter *w = g_ptr_array_index(ready, i);
+    char key[48];
+    g_snprintf(key, sizeof key, "%" G_GINT64_FORMAT ":%d", w->after, w->limit);
+    answer *a = g_hash_table_lookup(answers, key);
+    if (!a) {
+      a = g_new0(answer, 1);
+      json_t *doc = events_after(f, w->after, w->limit);
+      if (doc && (a->text = json_dumps(doc, JSON_COMPACT))) {
+        a->len = strlen(a->text);
+        char sum[65];
+        hash_sha256_hex(a->text, a->len, sum);
+        g_snprintf(a->etag, sizeof a->etag, "\"%.32s\"", sum);
+      }
+      json_decref(doc);
+      g_hash_table_insert(answers, g_strdup(key), a);
+    }
+    if (a->text)
+      request_reply_json_shared(w->r, a->text, a->len, a->etag);
+    else
+      request_reply_status(w->r, IB_ERR_STORAGE, "cannot read the change feed; retry");
+    request_resume(w->r);
+    g_free(w);
+  }
+  g_hash_table_destroy(answers);
 }
 
 void
@@ -295,8 +331,7 @@ feed_main(void *arg)
     }
     if (ready->len || resume->len) {
       pthread_mutex_unlock(&f->lock);
-      for (guint i = 0; i < ready->len; i++)
-        complete_waiter(f, g_ptr_array_index(ready, i));
+      complete_waiters(f, ready);
       /* A paused stream's connection is suspended: it cannot end before this resume. */
       for (guint i = 0; i < resume->len; i++)
         request_resume(g_ptr_array_index(resume, i));

@@ -226,6 +226,40 @@ etag_matches(const char *header, const char *etag)
   return match;
 }
 
+/* Reply STATUS with the JSON TEXT (LEN bytes): taken over when OWNED (malloc'd), else
+ * copied. A 200 to GET/HEAD gets an ETag (ETAG when given, else the hash of TEXT) and
+ * becomes a 304 when If-None-Match has it. */
+static void
+reply_json_text(ib_request *r, unsigned status, char *text, size_t len, int owned,
+                const char *etag_given)
+{
+  char etag[40] = "";
+  if (status == MHD_HTTP_OK && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
+    if (etag_given) {
+      g_strlcpy(etag, etag_given, sizeof etag);
+    } else {
+      char sum[65];
+      hash_sha256_hex(text, len, sum);
+      g_snprintf(etag, sizeof etag, "\"%.32s\"", sum);
+    }
+    if (etag_matches(request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+      if (owned)
+        free(text);
+      struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+      set_response(r, MHD_HTTP_NOT_MODIFIED, resp);
+      return;
+    }
+  }
+  /* jansson allocates with malloc: MHD frees it with free(). */
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      len, text, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  if (etag[0])
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+  set_response(r, status, resp);
+}
+
 void
 request_reply_json(ib_request *r, unsigned status, json_t *doc)
 {
@@ -236,26 +270,13 @@ request_reply_json(ib_request *r, unsigned status, json_t *doc)
                   "response\"}}");
     status = MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
-  size_t len = strlen(text);
-  char etag[40] = "";
-  if (status == MHD_HTTP_OK && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
-    char sum[65];
-    hash_sha256_hex(text, len, sum);
-    g_snprintf(etag, sizeof etag, "\"%.32s\"", sum);
-    if (etag_matches(request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
-      free(text);
-      struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-      MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-      set_response(r, MHD_HTTP_NOT_MODIFIED, resp);
-      return;
-    }
-  }
-  /* jansson allocates with malloc: MHD frees it with free(). */
-  struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  if (etag[0])
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-  set_response(r, status, resp);
+  reply_json_text(r, status, text, strlen(text), 1, NULL);
+}
+
+void
+request_reply_json_shared(ib_request *r, const char *text, size_t len, const char *etag)
+{
+  reply_json_text(r, MHD_HTTP_OK, (char *)text, len, 0, etag);
 }
 
 static void
@@ -847,6 +868,7 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
   if (parse_listen(srv->cfg->listen, &addr, &v6, error_out) != 0)
     return IB_ERR_INVALID;
   srv->routes = routes;
+  srv->quiesced_fd = -1;
   pthread_mutex_init(&srv->active_lock, NULL);
   pthread_cond_init(&srv->active_cond, NULL);
   unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
@@ -876,10 +898,12 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
 void
 http_quiesce(ib_server *srv)
 {
-  if (srv->daemon) {
+  /* The listening socket is ours now, but MHD's worker threads may still hold it in
+   * their epoll sets until the daemon stops: closing it here would let the number be
+   * reused by the next open() while MHD still acts on it. http_stop() closes it. */
+  if (srv->daemon && srv->quiesced_fd < 0) {
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-      close(fd);
+    srv->quiesced_fd = fd == MHD_INVALID_SOCKET ? -1 : (int)fd;
   }
 }
 
@@ -909,6 +933,9 @@ http_stop(ib_server *srv)
   if (srv->daemon) {
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    if (srv->quiesced_fd >= 0)
+      close(srv->quiesced_fd);
+    srv->quiesced_fd = -1;
     pthread_mutex_destroy(&srv->active_lock);
     pthread_cond_destroy(&srv->active_cond);
   }

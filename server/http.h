@@ -82,6 +82,10 @@ void *request_data(ib_request *r);
  * ETag (hash of the body); when it matches If-None-Match the reply is 304 without body. */
 void request_reply_json(ib_request *r, unsigned status, json_t *doc);
 
+/* Reply 200 with the JSON TEXT (LEN bytes, copied) whose ETag the caller computed: for one
+ * document sent to many clients at once (the change feed's waiters). */
+void request_reply_json_shared(ib_request *r, const char *text, size_t len, const char *etag);
+
 /* Reply with DESIGN.md's error document {"error": {"code", "message"}}. */
 void request_reply_error(ib_request *r, unsigned status, const char *code, const char *fmt,
                          ...) G_GNUC_PRINTF(4, 5);

@@ -33,6 +33,7 @@ struct ib_server {
   struct MHD_Daemon *daemon;
   const struct route *routes;
   unsigned port;
+  int quiesced_fd; /* the listening socket after http_quiesce(), closed by http_stop() */
   pthread_mutex_t active_lock;
   pthread_cond_t active_cond;
   unsigned active; /* requests in flight */

@@ -211,6 +211,13 @@ class Server:
     def start(self, timeout=20):
         self.log = open(self.workdir / "server.log", "ab")
         cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--db", self.db] + self.flags
+        if os.environ.get("INBOXD_VALGRIND"):
+            # tests/valgrind.sh: the server under memcheck; any error or definite leak
+            # makes it exit 99, which stop() reports.
+            cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                   "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+                   "--num-callers=30", f"--suppressions={SRC}/tests/valgrind.supp"] + cmd
+            timeout = max(timeout, 120)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, env=self.env)
         deadline = time.time() + timeout
         line = b""
@@ -262,14 +269,20 @@ class Server:
         return self.start()
 
     def __exit__(self, *exc):
+        ok = exc[0] is None
         try:
             if self.proc:
                 rc = self.stop()
-                if exc[0] is None:
-                    check_eq(rc, 0, "exit status after SIGTERM")
+                if ok and rc != 0:
+                    ok = False
+                    raise TestFailure(f"exit status after SIGTERM: {rc}; log:\n"
+                                      f"{self.log_text()[-3000:]}")
         finally:
-            if self._own_workdir and exc[0] is None:
+            # A failing test keeps its directory (database and server.log) for a look.
+            if self._own_workdir and ok:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+            elif not ok:
+                print(f"kept {self.workdir}", file=sys.stderr)
 
     # -- HTTP --
 

@@ -12,6 +12,7 @@ cmake --build "$build" -j"$(nproc)" --target $(cd tests/fuzz && ls fuzz_*.c | se
 
 mkdir -p "$build/artifacts"
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
+export G_SLICE=always-malloc # GLib's slice allocator would hide leaks from LeakSanitizer
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
