@@ -701,7 +701,8 @@ pg_lock_message_ids(ib_tx *tx, const ib_message *m)
       continue;
     pg_params p = {0};
     pg_int(&p, k);
-    PGresult *r = pg_query(tx->pg, wait ? sql_wait : sql_try, &p, 0);
+    const char *sql = wait ? sql_wait : sql_try;
+    PGresult *r = pg_query(tx->pg, sql, &p, 0);
     st = pg_check(tx->pg, r, "lock a conversation");
     if (st == IB_OK && !wait && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
       tx->lock_busy = 1;
