@@ -501,12 +501,16 @@ write_events(ib_tx *tx)
   static const char sql_event[] =
       "INSERT INTO events (seq, type, ticket_id, message_id, at) "
       "VALUES (nextval('events_seq'), $1, $2, $3, $4) RETURNING seq";
+  /* The event and its delivery in one statement (one round trip). */
   static const char sql_delivery[] =
+      "WITH e AS (INSERT INTO events (seq, type, ticket_id, message_id, at) "
+      "  VALUES (nextval('events_seq'), $1, $2, $3, $4) RETURNING seq) "
       "INSERT INTO deliveries (seq, id, type, ticket_id, message_id, status, attempts, "
       "next_attempt_at, created_at, ticket) "
-      "VALUES ($1, $2, $3, $4, $5, 'pending', 0, "
-      "CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE ticket_id = $4 "
-      "AND status IN ('pending', 'delivering')) THEN NULL ELSE $6::bigint END, $7, $8)";
+      "SELECT e.seq, $5, $1, $2, $3, 'pending', 0, "
+      "CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE ticket_id = $2 "
+      "AND status IN ('pending', 'delivering')) THEN NULL ELSE $6::bigint END, $4, $7 FROM e "
+      "RETURNING seq";
   static const char sql_notify[] = "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)";
   pg_conn *c = tx->pg;
   if (!tx->events->len && !tx->promotes->len)
@@ -520,6 +524,9 @@ write_events(ib_tx *tx)
   int64_t now_ms = clock_now_ms();
   for (guint i = 0; st == IB_OK && i < tx->events->len; i++) {
     const pg_event *e = g_ptr_array_index(tx->events, i);
+    char id[32];
+    if (e->delivery_ticket && (st = outbox_new_delivery_id(id, sizeof id)) != IB_OK)
+      break;
     pg_params q = {0};
     pg_text(&q, e->type);
     pg_int(&q, e->ticket_id);
@@ -528,32 +535,18 @@ write_events(ib_tx *tx)
     else
       pg_text(&q, NULL);
     pg_text(&q, tx->now);
-    r = pg_query(c, sql_event, &q, 0);
+    if (e->delivery_ticket) {
+      pg_text(&q, id);
+      pg_int(&q, now_ms);
+      pg_text(&q, e->delivery_ticket);
+    }
+    const char *sql = e->delivery_ticket ? sql_delivery : sql_event;
+    r = pg_query(c, sql, &q, 0);
     st = pg_check(c, r, "append an event");
-    int64_t seq = st == IB_OK && PQntuples(r) == 1 ? pg_int_at(r, 0, 0) : 0;
-    PQclear(r);
-    if (st != IB_OK)
-      break;
-    tx->last_seq = seq;
-    if (!e->delivery_ticket)
-      continue;
-    char id[32];
-    if ((st = outbox_new_delivery_id(id, sizeof id)) != IB_OK)
-      break;
-    pg_params d = {0};
-    pg_int(&d, seq);
-    pg_text(&d, id);
-    pg_text(&d, e->type);
-    pg_int(&d, e->ticket_id);
-    if (e->message_id)
-      pg_int(&d, e->message_id);
-    else
-      pg_text(&d, NULL);
-    pg_int(&d, now_ms);
-    pg_text(&d, tx->now);
-    pg_text(&d, e->delivery_ticket);
-    r = pg_query(c, sql_delivery, &d, 0);
-    st = pg_check(c, r, "record a delivery");
+    if (st == IB_OK && PQntuples(r) == 1)
+      tx->last_seq = pg_int_at(r, 0, 0);
+    else if (st == IB_OK)
+      st = IB_ERR_INTERNAL;
     PQclear(r);
   }
   for (guint i = 0; st == IB_OK && i < tx->promotes->len; i++)
@@ -582,10 +575,12 @@ fail_all(GPtrArray *batch, ib_status st)
 static void
 pg_run_batch(ib_store *s, GPtrArray *batch)
 {
-  static const char sql_begin[] = "BEGIN";
+  /* One round trip between two jobs: a savepoint named "job" is open whenever a job
+   * starts (ROLLBACK TO keeps it; RELEASE is followed by a new one). COMMIT ends what is
+   * open. */
+  static const char sql_begin[] = "BEGIN; SAVEPOINT job";
   static const char sql_commit[] = "COMMIT";
-  static const char sql_savepoint[] = "SAVEPOINT job";
-  static const char sql_release[] = "RELEASE SAVEPOINT job";
+  static const char sql_next[] = "RELEASE SAVEPOINT job; SAVEPOINT job";
   static const char sql_rollback_to[] = "ROLLBACK TO SAVEPOINT job";
   pg_conn *c = writer_conn(s);
   if (!c) {
@@ -602,24 +597,19 @@ pg_run_batch(ib_store *s, GPtrArray *batch)
   for (guint i = 0; i < batch->len && !aborted; i++) {
     job *j = g_ptr_array_index(batch, i);
     for (int run = 0;; run++) {
-      if (pg_exec(c, sql_savepoint, "open a savepoint") != IB_OK) {
-        aborted = 1;
-        break;
-      }
       tx.job_events = tx.events->len;
       tx.job_promotes = tx.promotes->len;
       tx.lock_busy = 0;
       j->status = j->fn(&tx, j->arg);
       pg_failure why = pg_last_failure(c);
       if (j->status == IB_OK) {
-        if (pg_exec(c, sql_release, "release a savepoint") != IB_OK)
+        if (pg_exec(c, sql_next, "release a savepoint") != IB_OK)
           aborted = 1;
         break;
       }
       g_ptr_array_set_size(tx.events, tx.job_events);
       g_array_set_size(tx.promotes, tx.job_promotes);
-      if (!pg_alive(c) || pg_exec(c, sql_rollback_to, "roll back a job") != IB_OK ||
-          pg_exec(c, sql_release, "release a savepoint") != IB_OK) {
+      if (!pg_alive(c) || pg_exec(c, sql_rollback_to, "roll back a job") != IB_OK) {
         aborted = 1;
         break;
       }

@@ -492,33 +492,51 @@ ib_status
 pg_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int64_t ticket_id,
                    int64_t message_id)
 {
+  /* The ticket document and what decides about the message, in one round trip. */
+  static const char sql[] =
+      "SELECT " TICKET_COLUMNS ", x.classification, x.loop_suspect FROM tickets t "
+      "LEFT JOIN messages m ON m.id = t.last_message_id "
+      "LEFT JOIN messages x ON x.id = $2 WHERE t.id = $1";
   static const char sql_class[] = "SELECT classification, loop_suspect FROM messages WHERE id = $1";
   unsigned mask = GPOINTER_TO_UINT(arg);
   if (outbox_skipped(mask, type, 0) || !tx->events->len)
     return IB_OK;
   pg_event *e = g_ptr_array_index(tx->events, tx->events->len - 1);
-  if (message_id) {
-    pg_params p = {0};
-    pg_int(&p, message_id);
-    PGresult *r = pg_query(tx->pg, sql_class, &p, 0);
-    ib_status st = pg_check(tx->pg, r, "read a message's class");
-    int skip = st == IB_OK && PQntuples(r) == 1 &&
-               (pg_int_at(r, 0, 1) || outbox_skipped(mask, PQgetvalue(r, 0, 0), 1));
+  pg_params p = {0};
+  pg_int(&p, ticket_id);
+  pg_int(&p, message_id);
+  PGresult *r = pg_query(tx->pg, sql, &p, 0);
+  ib_status st = pg_check(tx->pg, r, "prepare a delivery");
+  if (st != IB_OK) {
     PQclear(r);
-    if (st != IB_OK)
-      return st;
-    if (skip)
-      return IB_OK;
+    return st;
   }
   json_t *ticket = NULL;
-  ib_status st = pg_ticket_doc(tx->pg, ticket_id, &ticket);
-  if (st == IB_ERR_NOT_FOUND) {
+  int skip = 0;
+  if (PQntuples(r) == 1) {
+    ticket = ticket_from_row(r, 0);
+    skip = message_id && !PQgetisnull(r, 0, 14) &&
+           (pg_int_at(r, 0, 15) || outbox_skipped(mask, PQgetvalue(r, 0, 14), 1));
+  } else if (message_id) {
+    /* No such ticket (never for events inboxd writes): decide on the message alone. */
+    PQclear(r);
+    pg_params q = {0};
+    pg_int(&q, message_id);
+    r = pg_query(tx->pg, sql_class, &q, 0);
+    st = pg_check(tx->pg, r, "read a message's class");
+    skip = st == IB_OK && PQntuples(r) == 1 &&
+           (pg_int_at(r, 0, 1) || outbox_skipped(mask, PQgetvalue(r, 0, 0), 1));
+  }
+  PQclear(r);
+  if (st != IB_OK || skip) {
+    json_decref(ticket);
+    return st;
+  }
+  if (!ticket) {
     log_warn("an event names ticket %" G_GINT64_FORMAT ", which does not exist; forwarding it "
              "without one",
              ticket_id);
     ticket = json_null();
-  } else if (st != IB_OK) {
-    return st;
   }
   char *text = json_dumps(ticket, JSON_COMPACT | JSON_ENCODE_ANY);
   json_decref(ticket);
