@@ -84,6 +84,14 @@ pg_pool_get(ib_store *s)
   for (;;) {
     if (b->idle->len) {
       c = g_ptr_array_steal_index_fast(b->idle, b->idle->len - 1);
+      /* A server that restarted closed its side: notice it now (a non-blocking read)
+       * rather than fail the caller's query. */
+      if (!PQconsumeInput(pg_handle(c)) || !pg_alive(c)) {
+        pg_close(c);
+        c = NULL;
+        b->open--;
+        continue;
+      }
       break;
     }
     if (b->open < s->pool_size) {
@@ -152,7 +160,7 @@ static pg_conn *
 writer_conn(ib_store *s)
 {
   pg_backend *b = s->pg;
-  if (b->writer && pg_alive(b->writer))
+  if (b->writer && PQconsumeInput(pg_handle(b->writer)) && pg_alive(b->writer))
     return b->writer;
   if (b->writer) {
     log_warn("lost the database connection of the writer; reconnecting");
