@@ -1,10 +1,11 @@
 #!/bin/sh
-# stop.sh DIR [--keep]: stop the server start.sh started in DIR (by its pid), then remove
-# DIR unless --keep is given.
+# stop.sh DIR [--keep]: stop the server start.sh started in DIR, by the pid in its
+# postmaster.pid, then remove it (and DIR) unless --keep is given.
 set -eu
 dir=${1:?usage: stop.sh DIR [--keep]}
-if [ -f "$dir/data/postmaster.pid" ]; then
-  pid=$(head -n 1 "$dir/data/postmaster.pid")
+pidfile="$dir/run/data/postmaster.pid"
+if [ -f "$pidfile" ]; then
+  pid=$(head -n 1 "$pidfile")
   # SIGINT: PostgreSQL's fast shutdown (clients are disconnected, a checkpoint is
   # written); SIGQUIT: immediate shutdown, enough for a server whose files go next.
   if [ "${2:-}" = "--keep" ]; then
@@ -17,10 +18,13 @@ if [ -f "$dir/data/postmaster.pid" ]; then
     sleep 0.1
     i=$((i + 1))
   done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
 fi
 if [ "${2:-}" != "--keep" ]; then
-  # The data directory may be a link to memory (start.sh).
-  [ -L "$dir/data" ] && rm -rf "$(readlink -f "$dir/data")"
+  if [ -L "$dir/run" ]; then
+    rm -rf "$(readlink -f "$dir/run")"
+  fi
   rm -rf "$dir"
 fi
