@@ -146,8 +146,8 @@ pg_query(pg_conn *c, const char *sql, const pg_params *p, int binary)
     g_hash_table_insert(c->stmts, (gpointer)sql, made);
     name = made;
   }
-  PGresult *r = PQexecPrepared(c->handle, name, n, p ? p->values : NULL,
-                               p ? p->lengths : NULL, p ? p->formats : NULL, binary);
+  PGresult *r = PQexecPrepared(c->handle, name, n, p ? p->values : NULL, p ? p->lengths : NULL,
+                               p ? p->formats : NULL, binary);
   remember_failure(c, r);
   return r;
 }

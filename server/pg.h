@@ -14,8 +14,7 @@ typedef struct pg_conn pg_conn;
 /* Connect to URI (a libpq connection URI) within CONNECT_TIMEOUT_S seconds. Returns IB_OK
  * or IB_ERR_STORAGE with *ERROR_OUT (new, g_free; may be NULL) saying why. *CONN_OUT is
  * new: release it with pg_close(). */
-ib_status pg_connect(const char *uri, int connect_timeout_s, pg_conn **conn_out,
-                     char **error_out);
+ib_status pg_connect(const char *uri, int connect_timeout_s, pg_conn **conn_out, char **error_out);
 
 /* Close the connection and forget its statements. NULL is a no-op. */
 void pg_close(pg_conn *c);
@@ -60,8 +59,8 @@ ib_status pg_exec(pg_conn *c, const char *sql, const char *what);
 /* How the last failed statement on C failed (cleared by a successful one). */
 typedef enum {
   PG_FAIL_NONE,
-  PG_FAIL_UNIQUE,   /* unique_violation: another transaction stored the same key */
-  PG_FAIL_RETRY,    /* deadlock or serialization failure: run again later */
+  PG_FAIL_UNIQUE, /* unique_violation: another transaction stored the same key */
+  PG_FAIL_RETRY,  /* deadlock or serialization failure: run again later */
   PG_FAIL_OTHER,
 } pg_failure;
 pg_failure pg_last_failure(pg_conn *c);

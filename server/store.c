@@ -167,8 +167,8 @@ store_reply_secret(ib_store *s)
 int
 store_is_postgres(const char *target)
 {
-  return target && (g_str_has_prefix(target, "postgresql://") ||
-                    g_str_has_prefix(target, "postgres://"));
+  return target &&
+         (g_str_has_prefix(target, "postgresql://") || g_str_has_prefix(target, "postgres://"));
 }
 
 ib_status
@@ -284,7 +284,6 @@ make_snippet(const ib_message *m)
 }
 
 /* ---- Prepared messages (any thread) ------------------------------------------------------ */
-
 
 store_prepared *
 store_prepare(const ib_message *m)
@@ -409,8 +408,7 @@ store_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char
 }
 
 ib_status
-store_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
-                      int *count_out)
+store_count_automatic(ib_tx *tx, const char *address, const char *since, int cap, int *count_out)
 {
   return tx->store->ops->count_automatic(tx, address, since, cap, count_out);
 }
@@ -456,8 +454,7 @@ ib_status
 store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
                    char *next_at_out, size_t next_at_size, int64_t *next_id_out)
 {
-  return s->ops->list_tickets(s, q, doc_out, has_next_out, next_at_out, next_at_size,
-                              next_id_out);
+  return s->ops->list_tickets(s, q, doc_out, has_next_out, next_at_out, next_at_size, next_id_out);
 }
 
 ib_status
@@ -487,8 +484,8 @@ store_attachment_info_clear(store_attachment_info *info)
 }
 
 ib_status
-store_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf,
-                size_t len, size_t *got_out)
+store_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf, size_t len,
+                size_t *got_out)
 {
   return s->ops->blob_read(s, kind, id, off, buf, len, got_out);
 }

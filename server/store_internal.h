@@ -35,8 +35,8 @@ struct store_prepared {
   char *fts_subject, *fts_body, *fts_names;
 };
 
-typedef struct ib_db ib_db;         /* SQLite connection (db.h) */
-typedef struct pg_conn pg_conn;     /* PostgreSQL connection (pg.h) */
+typedef struct ib_db ib_db;     /* SQLite connection (db.h) */
+typedef struct pg_conn pg_conn; /* PostgreSQL connection (pg.h) */
 typedef struct pg_backend pg_backend;
 
 struct ib_tx {
@@ -48,7 +48,7 @@ struct ib_tx {
   ib_db *db;
   GPtrArray *search; /* of search_row*: full-text rows, written once after every job (FTS5
                         would flush a segment at each job's savepoint otherwise) */
-  guint job_search; /* rows added before the current job (rolled back with it) */
+  guint job_search;  /* rows added before the current job (rolled back with it) */
 
   /* PostgreSQL */
   pg_conn *pg;
@@ -56,8 +56,8 @@ struct ib_tx {
   guint job_events;  /* events added before the current job (rolled back with it) */
   GArray *promotes;  /* of int64_t tickets whose next delivery may be due at commit */
   guint job_promotes;
-  int keys_locked;   /* a job of this group took Message-ID locks */
-  int lock_busy;     /* the current job found a Message-ID lock taken: run it later */
+  int keys_locked; /* a job of this group took Message-ID locks */
+  int lock_busy;   /* the current job found a Message-ID lock taken: run it later */
 };
 
 typedef struct store_ops {
@@ -83,34 +83,29 @@ typedef struct store_ops {
   ib_status (*update_ticket)(ib_tx *tx, int64_t id, const char *status, const char *tags_json,
                              int *changed_out);
   ib_status (*add_event)(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message_id);
-  ib_status (*replay_check)(ib_tx *tx, const char *provider, const char *token,
-                            int64_t expires);
+  ib_status (*replay_check)(ib_tx *tx, const char *provider, const char *token, int64_t expires);
   ib_status (*ticket_of_message_id)(ib_tx *tx, const char *msgid, int64_t *ticket_out);
   ib_status (*ticket_brief_get)(ib_tx *tx, int64_t ticket, store_ticket_brief *out);
   ib_status (*is_participant)(ib_tx *tx, int64_t ticket, const char *address, int *yes_out);
-  ib_status (*add_participant)(ib_tx *tx, int64_t ticket, const char *address,
-                               const char *role);
+  ib_status (*add_participant)(ib_tx *tx, int64_t ticket, const char *address, const char *role);
   ib_status (*count_automatic)(ib_tx *tx, const char *address, const char *since, int cap,
                                int *count_out);
   ib_status (*flag_loop)(ib_tx *tx, int64_t message_id);
   ib_status (*add_suppression)(ib_tx *tx, const char *address, const char *reason,
-                               const char *status, const char *diagnostic,
-                               int64_t message_id);
-  ib_status (*thread_ids)(ib_tx *tx, int64_t ticket, GPtrArray *ids_out,
-                          char **last_inbound_out);
+                               const char *status, const char *diagnostic, int64_t message_id);
+  ib_status (*thread_ids)(ib_tx *tx, int64_t ticket, GPtrArray *ids_out, char **last_inbound_out);
 
   /* Reads: see store.h. */
   ib_status (*suppressions)(ib_store *s, json_t **doc_out);
   ib_status (*ping)(ib_store *s);
   ib_status (*ticket_thread)(ib_store *s, int64_t id, json_t **doc_out, int64_t *version_out);
-  ib_status (*list_tickets)(ib_store *s, const ticket_query *q, json_t **doc_out,
-                            int *has_next_out, char *next_at_out, size_t next_at_size,
-                            int64_t *next_id_out);
+  ib_status (*list_tickets)(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
+                            char *next_at_out, size_t next_at_size, int64_t *next_id_out);
   ib_status (*message)(ib_store *s, int64_t id, json_t **doc_out);
   ib_status (*raw_size)(ib_store *s, int64_t message_id, uint64_t *size_out);
   ib_status (*attachment_info_get)(ib_store *s, int64_t id, store_attachment_info *out);
-  ib_status (*blob_read)(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off,
-                         void *buf, size_t len, size_t *got_out);
+  ib_status (*blob_read)(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf,
+                         size_t len, size_t *got_out);
   ib_status (*events)(ib_store *s, int64_t after, int limit, json_t **doc_out,
                       int64_t *last_seq_out);
 
@@ -188,7 +183,7 @@ ib_status store_file_put(const char *dir, const char *sha256, const void *data, 
 
 /* Read up to LEN bytes at OFF of the file of SHA256 under DIR into BUF. IB_OK with
  * *GOT_OUT, IB_ERR_NOT_FOUND, or IB_ERR_STORAGE. */
-ib_status store_file_read(const char *dir, const char *sha256, uint64_t off, void *buf,
-                          size_t len, size_t *got_out);
+ib_status store_file_read(const char *dir, const char *sha256, uint64_t off, void *buf, size_t len,
+                          size_t *got_out);
 
 #endif

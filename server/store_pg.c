@@ -29,11 +29,11 @@
 #include "log.h"
 
 #define CONNECT_TIMEOUT_S 5
-#define OPEN_WAIT_MS 30000     /* at start, wait this long for the database to answer */
+#define OPEN_WAIT_MS 30000 /* at start, wait this long for the database to answer */
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
-#define UNIQUE_RERUNS 3        /* a job re-run after unique violations at most this often */
-#define REQUEUE_MAX 5          /* a deadlock victim is tried again this often at most */
+#define UNIQUE_RERUNS 3 /* a job re-run after unique violations at most this often */
+#define REQUEUE_MAX 5   /* a deadlock victim is tried again this often at most */
 #define NOTIFY_CHANNEL "inboxd_events"
 
 /* ---- Connections -------------------------------------------------------------------- */
@@ -119,8 +119,7 @@ pg_pool_get(ib_store *s)
     /* Every connection is lent: wait for one, as long as a lock wait may last. */
     int64_t left = deadline - clock_mono_ms();
     if (left <= 0) {
-      log_warn("no free database connection within %d ms (--db-pool %d)", s->busy_ms,
-               s->pool_size);
+      log_warn("no free database connection within %d ms (--db-pool %d)", s->busy_ms, s->pool_size);
       break;
     }
     struct timespec ts;
@@ -288,9 +287,8 @@ schema_version(pg_conn *c, int *version_out, char **error_out)
 static ib_status
 apply_migration(pg_conn *c, const ib_embedded_file *f, int n, char **error_out)
 {
-  static const char sql_record[] =
-      "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
-      "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+  static const char sql_record[] = "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
+                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
   ib_status st = pg_exec(c, "BEGIN", "begin a migration");
   PGresult *r = NULL;
   if (st == IB_OK) {
@@ -423,8 +421,8 @@ pg_open(ib_store *s, char **error_out)
     memset(rnd, 0, sizeof rnd);
   char host[24] = "";
   gethostname(host, sizeof host - 1);
-  g_snprintf(b->node, sizeof b->node, "%s/%d/%02x%02x%02x%02x", host, (int)getpid(), rnd[0],
-             rnd[1], rnd[2], rnd[3]);
+  g_snprintf(b->node, sizeof b->node, "%s/%d/%02x%02x%02x%02x", host, (int)getpid(), rnd[0], rnd[1],
+             rnd[2], rnd[3]);
   pthread_mutex_init(&b->pool_lock, NULL);
   pthread_cond_init(&b->pool_free, NULL);
   b->idle = g_ptr_array_new();
@@ -506,9 +504,8 @@ static ib_status
 write_events(ib_tx *tx)
 {
   static const char sql_lock[] = "SELECT pg_advisory_xact_lock($1, $2)";
-  static const char sql_event[] =
-      "INSERT INTO events (seq, type, ticket_id, message_id, at) "
-      "VALUES (nextval('events_seq'), $1, $2, $3, $4) RETURNING seq";
+  static const char sql_event[] = "INSERT INTO events (seq, type, ticket_id, message_id, at) "
+                                  "VALUES (nextval('events_seq'), $1, $2, $3, $4) RETURNING seq";
   /* The event and its delivery in one statement (one round trip). */
   static const char sql_delivery[] =
       "WITH e AS (INSERT INTO events (seq, type, ticket_id, message_id, at) "
@@ -731,8 +728,8 @@ one_row(pg_conn *c, const char *sql, const pg_params *p, const char *what, PGres
 }
 
 static ib_status
-pg_find_duplicate(ib_tx *tx, const ib_message *m, const store_prepared *prep,
-                  const char *event_id, store_msg_ref *ref_out)
+pg_find_duplicate(ib_tx *tx, const ib_message *m, const store_prepared *prep, const char *event_id,
+                  store_msg_ref *ref_out)
 {
   static const char sql_by_content[] =
       "SELECT id, ticket_id, classification FROM messages "
@@ -906,8 +903,7 @@ pg_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, const store
 }
 
 static ib_status
-pg_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags_json,
-                 int *changed_out)
+pg_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags_json, int *changed_out)
 {
   static const char sql[] =
       "UPDATE tickets SET status = COALESCE($2::text, status), tags = COALESCE($3::text, tags), "

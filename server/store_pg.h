@@ -13,17 +13,17 @@
 #define PG_LOCK_EVENTS 2
 
 struct pg_backend {
-  char node[40];   /* this process's name on claims: "<host>/<pid>/<random>" */
+  char node[40]; /* this process's name on claims: "<host>/<pid>/<random>" */
   int64_t lease_ms;
 
-  pg_conn *writer; /* writer thread only */
+  pg_conn *writer;           /* writer thread only */
   int64_t writer_retry_mono; /* reconnect no earlier than this (clock_mono_ms) */
   int64_t writer_backoff_ms;
 
   pthread_mutex_t pool_lock;
   pthread_cond_t pool_free;
-  GPtrArray *idle;   /* of pg_conn* */
-  int open;          /* connections made, idle or lent */
+  GPtrArray *idle; /* of pg_conn* */
+  int open;        /* connections made, idle or lent */
   int64_t pool_retry_mono;
   int64_t pool_backoff_ms;
 
@@ -56,13 +56,13 @@ ib_status pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc
 ib_status pg_store_message(ib_store *s, int64_t id, json_t **doc_out);
 ib_status pg_store_raw_size(ib_store *s, int64_t message_id, uint64_t *size_out);
 ib_status pg_store_attachment_info_get(ib_store *s, int64_t id, store_attachment_info *out);
-ib_status pg_store_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off,
-                             void *buf, size_t len, size_t *got_out);
+ib_status pg_store_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf,
+                             size_t len, size_t *got_out);
 ib_status pg_store_events(ib_store *s, int64_t after, int limit, json_t **doc_out,
                           int64_t *last_seq_out);
 
-ib_status pg_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type,
-                             int64_t ticket_id, int64_t message_id);
+ib_status pg_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int64_t ticket_id,
+                             int64_t message_id);
 ib_status pg_outbox_set_config(ib_tx *tx, int enabled, const char *skip);
 ib_status pg_outbox_get_config(ib_store *s, int *enabled_out, char **skip_out);
 ib_status pg_outbox_claim(ib_tx *tx, int64_t now_ms, int max, GPtrArray *out,

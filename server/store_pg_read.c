@@ -9,9 +9,9 @@
 
 /* ---- Documents -------------------------------------------------------------------------- */
 
-#define TICKET_COLUMNS                                                                        \
-  "t.id, t.subject, t.status, t.customer_name, t.customer_address, t.created_at, "           \
-  "t.updated_at, t.message_count, t.tags, t.version, m.id, m.direction, m.snippet, "         \
+#define TICKET_COLUMNS                                                                             \
+  "t.id, t.subject, t.status, t.customer_name, t.customer_address, t.created_at, "                 \
+  "t.updated_at, t.message_count, t.tags, t.version, m.id, m.direction, m.snippet, "               \
   "m.created_at"
 
 static json_t *
@@ -24,12 +24,12 @@ ticket_from_row(const PGresult *r, int i)
                      pg_json_string_at(r, i, 11), "snippet", pg_json_string_at(r, i, 12), "at",
                      pg_json_string_at(r, i, 13));
   return json_pack("{s:I, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:I, s:o, s:o}", "id",
-                   (json_int_t)pg_int_at(r, i, 0), "subject", pg_json_string_at(r, i, 1),
-                   "status", pg_json_string_at(r, i, 2), "customer", "name",
-                   pg_json_string_at(r, i, 3), "address", pg_json_string_at(r, i, 4),
-                   "created_at", pg_json_string_at(r, i, 5), "updated_at",
-                   pg_json_string_at(r, i, 6), "message_count", (json_int_t)pg_int_at(r, i, 7),
-                   "last_message", last, "tags", tags ? tags : json_array());
+                   (json_int_t)pg_int_at(r, i, 0), "subject", pg_json_string_at(r, i, 1), "status",
+                   pg_json_string_at(r, i, 2), "customer", "name", pg_json_string_at(r, i, 3),
+                   "address", pg_json_string_at(r, i, 4), "created_at", pg_json_string_at(r, i, 5),
+                   "updated_at", pg_json_string_at(r, i, 6), "message_count",
+                   (json_int_t)pg_int_at(r, i, 7), "last_message", last, "tags",
+                   tags ? tags : json_array());
 }
 
 ib_status
@@ -64,8 +64,8 @@ message_from_row(ib_store *s, const PGresult *r, int i, const PGresult *att, int
   json_object_set_new(doc, "classification", pg_json_string_at(r, i, 3));
   json_object_set_new(doc, "thread_reason", pg_json_string_at(r, i, 4));
   json_object_set_new(doc, "created_at", pg_json_string_at(r, i, 5));
-  json_t *out = json_pack("{s:I, s:I}", "id", (json_int_t)id, "ticket_id",
-                          (json_int_t)pg_int_at(r, i, 1));
+  json_t *out =
+      json_pack("{s:I, s:I}", "id", (json_int_t)id, "ticket_id", (json_int_t)pg_int_at(r, i, 1));
   const char *key;
   json_t *value;
   json_object_foreach(doc, key, value) json_object_set(out, key, value);
@@ -420,8 +420,8 @@ pg_store_events(ib_store *s, int64_t after, int limit, json_t **doc_out, int64_t
     json_t *mid = PQgetisnull(r, i, 3) ? json_null() : json_integer(pg_int_at(r, i, 3));
     json_array_append_new(events, json_pack("{s:I, s:o, s:I, s:o, s:o}", "seq", (json_int_t)last,
                                             "type", pg_json_string_at(r, i, 1), "ticket_id",
-                                            (json_int_t)pg_int_at(r, i, 2), "message_id", mid,
-                                            "at", pg_json_string_at(r, i, 4)));
+                                            (json_int_t)pg_int_at(r, i, 2), "message_id", mid, "at",
+                                            pg_json_string_at(r, i, 4)));
   }
   PQclear(r);
   if (st == IB_OK && json_array_size(events) == 0) {
@@ -768,8 +768,8 @@ pg_outbox_recover(ib_tx *tx, int *count_out)
   return st;
 }
 
-#define DELIVERY_COLUMNS                                                                   \
-  "seq, id, type, ticket_id, message_id, status, attempts, last_status, last_error, "     \
+#define DELIVERY_COLUMNS                                                                           \
+  "seq, id, type, ticket_id, message_id, status, attempts, last_status, last_error, "              \
   "next_attempt_at, created_at, delivered_at"
 
 static json_t *
@@ -788,12 +788,11 @@ delivery_from_row(const PGresult *r, int i)
   }
   return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o}", "id",
                    pg_json_string_at(r, i, 1), "type", pg_json_string_at(r, i, 2), "seq",
-                   (json_int_t)pg_int_at(r, i, 0), "ticket_id", int_or_null(r, i, 3),
-                   "message_id", int_or_null(r, i, 4), "status", pg_json_string_at(r, i, 5),
-                   "attempts", (int)pg_int_at(r, i, 6), "last_status", int_or_null(r, i, 7),
-                   "last_error", pg_json_string_at(r, i, 8), "next_attempt_at", next,
-                   "created_at", pg_json_string_at(r, i, 10), "delivered_at",
-                   pg_json_string_at(r, i, 11));
+                   (json_int_t)pg_int_at(r, i, 0), "ticket_id", int_or_null(r, i, 3), "message_id",
+                   int_or_null(r, i, 4), "status", pg_json_string_at(r, i, 5), "attempts",
+                   (int)pg_int_at(r, i, 6), "last_status", int_or_null(r, i, 7), "last_error",
+                   pg_json_string_at(r, i, 8), "next_attempt_at", next, "created_at",
+                   pg_json_string_at(r, i, 10), "delivered_at", pg_json_string_at(r, i, 11));
 }
 
 /* Run a one-statement update SQL with P inside TX. */
@@ -941,7 +940,8 @@ pg_outbox_stats_get(ib_store *s, outbox_stats *out)
   if (st == IB_OK && PQntuples(r) == 1) {
     out->pending = pg_int_at(r, 0, 0);
     out->delivering = pg_int_at(r, 0, 1);
-    if (!PQgetisnull(r, 0, 2) && clock_parse_rfc3339(PQgetvalue(r, 0, 2), &out->oldest_open_ms) != 0)
+    if (!PQgetisnull(r, 0, 2) &&
+        clock_parse_rfc3339(PQgetvalue(r, 0, 2), &out->oldest_open_ms) != 0)
       out->oldest_open_ms = 0;
   }
   PQclear(r);

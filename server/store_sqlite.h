@@ -33,19 +33,15 @@ store_tx_db(ib_tx *tx)
 ib_status sqlite_ticket_of_message_id(ib_tx *tx, const char *msgid, int64_t *ticket_out);
 ib_status sqlite_ticket_brief_get(ib_tx *tx, int64_t ticket, store_ticket_brief *out);
 ib_status sqlite_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_out);
-ib_status sqlite_add_participant(ib_tx *tx, int64_t ticket, const char *address,
-                                 const char *role);
+ib_status sqlite_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char *role);
 ib_status sqlite_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
                                  int *count_out);
 ib_status sqlite_flag_loop(ib_tx *tx, int64_t message_id);
 ib_status sqlite_add_suppression(ib_tx *tx, const char *address, const char *reason,
-                                 const char *status, const char *diagnostic,
-                                 int64_t message_id);
-ib_status sqlite_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out,
-                            char **last_inbound_out);
+                                 const char *status, const char *diagnostic, int64_t message_id);
+ib_status sqlite_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out, char **last_inbound_out);
 ib_status sqlite_suppressions(ib_store *s, json_t **doc_out);
-ib_status sqlite_replay_check(ib_tx *tx, const char *provider, const char *token,
-                              int64_t expires);
+ib_status sqlite_replay_check(ib_tx *tx, const char *provider, const char *token, int64_t expires);
 
 /* store_sqlite_outbox.c (contracts in outbox.h) */
 ib_status sqlite_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type,
