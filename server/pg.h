@@ -3,6 +3,7 @@
 #ifndef INBOXD_PG_H
 #define INBOXD_PG_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,7 +70,6 @@ pg_failure pg_last_failure(pg_conn *c);
 int64_t pg_int_at(const PGresult *r, int row, int col);
 
 /* A result field as a JSON string, or null. New reference. */
-#include <jansson.h>
 json_t *pg_json_string_at(const PGresult *r, int row, int col);
 
 #endif

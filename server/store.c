@@ -113,14 +113,18 @@ store_run(ib_store *s, store_job_fn fn, void *arg)
 void
 store_on_commit(ib_store *s, store_commit_fn fn, void *arg)
 {
-  for (int i = 0; i < STORE_COMMIT_LISTENERS; i++) {
-    if (!s->on_commit[i]) {
-      s->on_commit[i] = fn;
-      s->on_commit_arg[i] = arg;
-      return;
-    }
+  /* Under the lock: the listener thread of another node's commits may be reading. */
+  pthread_mutex_lock(&s->listeners_lock);
+  int i = 0;
+  while (i < STORE_COMMIT_LISTENERS && s->on_commit[i])
+    i++;
+  if (i < STORE_COMMIT_LISTENERS) {
+    s->on_commit[i] = fn;
+    s->on_commit_arg[i] = arg;
   }
-  log_error("too many commit listeners (at most %d)", STORE_COMMIT_LISTENERS);
+  pthread_mutex_unlock(&s->listeners_lock);
+  if (i == STORE_COMMIT_LISTENERS)
+    log_error("too many commit listeners (at most %d)", STORE_COMMIT_LISTENERS);
 }
 
 void
