@@ -28,16 +28,16 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-# The tests start PostgreSQL servers of their own: no system-wide cluster (and no daemon
-# left running) from installing the package.
+$SUDO apt-get update -q
+# The tests start PostgreSQL servers of their own: installing the server package must not
+# create (and start) a system-wide cluster: postgresql-common first, then its
+# create_main_cluster setting (/etc/postgresql-common/createcluster.conf), then the rest.
 case " $missing " in
 *" postgresql "*)
-  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-    $SUDO mkdir -p /etc/postgresql-common
-    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
-  fi
+  $SUDO apt-get install -y -q --no-install-recommends postgresql-common
+  $SUDO sed -ri 's/^#?[[:space:]]*create_main_cluster[[:space:]]*=.*$/create_main_cluster = false/' \
+    /etc/postgresql-common/createcluster.conf
   ;;
 esac
-$SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
