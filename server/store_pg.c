@@ -504,12 +504,15 @@ static ib_status
 write_events(ib_tx *tx)
 {
   static const char sql_lock[] = "SELECT pg_advisory_xact_lock($1, $2)";
-  static const char sql_event[] = "INSERT INTO events (seq, type, ticket_id, message_id, at) "
-                                  "VALUES (nextval('events_seq'), $1, $2, $3, $4) RETURNING seq";
+  static const char sql_event[] =
+      "INSERT INTO events (seq, type, ticket_id, message_id, at) "
+      "VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM events), $1, $2, $3, $4) "
+      "RETURNING seq";
   /* The event and its delivery in one statement (one round trip). */
   static const char sql_delivery[] =
       "WITH e AS (INSERT INTO events (seq, type, ticket_id, message_id, at) "
-      "  VALUES (nextval('events_seq'), $1, $2, $3, $4) RETURNING seq) "
+      "  VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM events), $1, $2, $3, $4) "
+      "  RETURNING seq) "
       "INSERT INTO deliveries (seq, id, type, ticket_id, message_id, status, attempts, "
       "next_attempt_at, created_at, ticket) "
       "SELECT e.seq, $5, $1, $2, $3, 'pending', 0, "

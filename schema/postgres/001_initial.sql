@@ -79,9 +79,10 @@ CREATE INDEX attachments_message ON attachments (message_id, position);
 ALTER TABLE raw_messages ALTER COLUMN bytes SET STORAGE EXTERNAL;
 ALTER TABLE attachments ALTER COLUMN data SET STORAGE EXTERNAL;
 
--- The change feed. seq is taken from events_seq at the end of the writing transaction,
--- under a transaction-level advisory lock held until commit, so seq order is commit order
--- across every node and a reader that has seen seq N has seen every event before it.
+-- The change feed. seq is the last one + 1, taken at the end of the writing transaction
+-- under a transaction-level advisory lock held until commit: seq order is commit order
+-- across every node (a reader that has seen seq N has seen every event before it), and a
+-- transaction that does not commit leaves no gap (a sequence's numbers would).
 CREATE TABLE events (
   seq        bigint PRIMARY KEY,
   type       text NOT NULL,
@@ -89,7 +90,6 @@ CREATE TABLE events (
   message_id bigint,
   at         text COLLATE "C" NOT NULL
 );
-CREATE SEQUENCE events_seq OWNED BY events.seq;
 
 -- The outbox (see schema/sqlite/002_outbox.sql for the per-ticket order rule). Shared by
 -- every node: a claim sets status 'delivering', claimed_by and a lease (epoch ms); a node
