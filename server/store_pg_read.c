@@ -1,6 +1,7 @@
 /* store_pg_read.c: the PostgreSQL backend's reads (store.h "Reads") and its outbox
  * (outbox.h): deliveries shared by every node, each claimed by one node at a time with
  * FOR UPDATE SKIP LOCKED and a lease that another node takes over when it expires. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
