@@ -11,8 +11,7 @@
 /* ---- Helpers --------------------------------------------------------------------------- */
 
 static int
-query_int(ib_request *r, const char *name, int64_t def, int64_t min, int64_t max,
-          int64_t *out)
+query_int(ib_request *r, const char *name, int64_t def, int64_t min, int64_t max, int64_t *out)
 {
   const char *v = request_query(r, name);
   if (!v || !*v) {
@@ -205,8 +204,7 @@ blob_read(void *ctx, uint64_t offset, char *buf, size_t max)
 }
 
 static void
-reply_blob(ib_request *r, store_blob_kind kind, int64_t id, uint64_t size,
-           const char *content_type)
+reply_blob(ib_request *r, store_blob_kind kind, int64_t id, uint64_t size, const char *content_type)
 {
   blob_stream *b = g_new0(blob_stream, 1);
   b->store = request_server(r)->store;
@@ -262,8 +260,8 @@ content_disposition(const char *filename)
     g_string_assign(utf8, "attachment");
   }
   char *escaped = g_uri_escape_string(utf8->str, NULL, FALSE);
-  char *out = g_strdup_printf("attachment; filename=\"%s\"; filename*=UTF-8''%s", ascii->str,
-                              escaped);
+  char *out =
+      g_strdup_printf("attachment; filename=\"%s\"; filename*=UTF-8''%s", ascii->str, escaped);
   g_free(escaped);
   g_string_free(utf8, TRUE);
   g_string_free(ascii, TRUE);
@@ -297,8 +295,7 @@ handle_attachment_get(ib_request *r)
     return;
   }
   reply_blob(r, STORE_BLOB_ATTACHMENT, id, info.size,
-             safe_content_type(info.content_type) ? info.content_type
-                                                  : "application/octet-stream");
+             safe_content_type(info.content_type) ? info.content_type : "application/octet-stream");
   char *disp = content_disposition(info.filename);
   request_add_header(r, "Content-Disposition", disp);
   g_free(disp);
@@ -380,8 +377,8 @@ patch_reply(ib_request *r)
   if (st == IB_OK) {
     json_t *ticket = json_incref(json_object_get(doc, "ticket"));
     json_decref(doc);
-    request_reply_json(r, MHD_HTTP_OK, json_pack("{s:o, s:b}", "ticket", ticket, "changed",
-                                                 tp->changed));
+    request_reply_json(r, MHD_HTTP_OK,
+                       json_pack("{s:o, s:b}", "ticket", ticket, "changed", tp->changed));
   } else {
     reply_store_error(r, st, "ticket");
   }
@@ -485,7 +482,8 @@ handle_suppressions(ib_request *r)
   request_reply_json(r, MHD_HTTP_OK, doc);
 }
 
-/* ---- Route table ------------------------------------------------------------------------------ */
+/* ---- Route table ------------------------------------------------------------------------------
+ */
 
 static const route routes[] = {
     {"GET", "/healthz", handle_healthz, 0},

@@ -129,14 +129,13 @@ cmd_ingest(int argc, char **argv)
   if (st == IB_OK)
     st = pipeline_store(store, &threading, batch);
   if (st != IB_OK) {
-    fprintf(stderr, "inboxd ingest: not stored (%s); the MTA should retry\n",
-            ib_status_str(st));
+    fprintf(stderr, "inboxd ingest: not stored (%s); the MTA should retry\n", ib_status_str(st));
     rc = EX_TEMPFAIL_;
     goto done;
   }
   const pipeline_result *res = pipeline_result_at(batch, 0);
-  printf("stored message %" G_GINT64_FORMAT " in ticket %" G_GINT64_FORMAT "%s\n",
-         res->message_id, res->ticket_id, res->duplicate ? " (duplicate)" : "");
+  printf("stored message %" G_GINT64_FORMAT " in ticket %" G_GINT64_FORMAT "%s\n", res->message_id,
+         res->ticket_id, res->duplicate ? " (duplicate)" : "");
   rc = EX_OK_;
 done:
   pipeline_batch_free(batch);

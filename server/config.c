@@ -53,8 +53,7 @@ static const opt opts[] = {
     {"api-token", OPT_LIST, OFF(api_tokens), NULL,
      "every /api/ request needs Authorization: Bearer T (repeatable; T:ro = read-only)"},
     {"ingress-user", OPT_STR, OFF(ingress_user), NULL, "basic-auth user for /inbound/"},
-    {"ingress-password", OPT_STR, OFF(ingress_password), NULL,
-     "basic-auth password for /inbound/"},
+    {"ingress-password", OPT_STR, OFF(ingress_password), NULL, "basic-auth password for /inbound/"},
     {"mailgun-signing-key", OPT_STR, OFF(mailgun_signing_key), NULL,
      "Mailgun webhook signing key: posts must carry a valid signature"},
     {"sendgrid-verification-key", OPT_STR, OFF(sendgrid_verification_key), NULL,
@@ -65,8 +64,7 @@ static const opt opts[] = {
      "SNS topic accepted on /inbound/ses (repeatable)"},
     {"sns-cert-file", OPT_STR, OFF(sns_cert_file), NULL,
      "trust this SNS signing certificate instead of fetching SigningCertURL"},
-    {"max-body-bytes", OPT_INT, OFF(max_body_bytes), "31457280",
-     "larger requests get 413"},
+    {"max-body-bytes", OPT_INT, OFF(max_body_bytes), "31457280", "larger requests get 413"},
     {"reply-domain", OPT_STR, OFF(reply_domain), NULL,
      "domain of signed reply addresses (reply+<ticket>.<sig>@D)"},
     {"auto-reply-limit", OPT_INT, OFF(auto_reply_limit), "5",
@@ -88,17 +86,14 @@ static const opt opts[] = {
      "nesting of multiparts and attached messages parsed; deeper mail is stored with a warning"},
     {"max-mime-parts", OPT_INT, OFF(max_mime_parts), "1000", "MIME parts parsed per message"},
     {"max-headers", OPT_INT, OFF(max_headers), "1000", "header fields kept per message"},
-    {"max-header-bytes", OPT_INT, OFF(max_header_bytes), "65536",
-     "bytes kept of one header value"},
+    {"max-header-bytes", OPT_INT, OFF(max_header_bytes), "65536", "bytes kept of one header value"},
     {"max-attachments", OPT_INT, OFF(max_attachments), "500", "attachments kept per message"},
     {"max-attachment-bytes", OPT_INT, OFF(max_attachment_bytes), "67108864",
      "decoded bytes of one attachment kept"},
     {"max-decoded-bytes", OPT_INT, OFF(max_decoded_bytes), "268435456",
      "decoded bytes of all parts of one message"},
-    {"max-form-fields", OPT_INT, OFF(max_form_fields), "10000",
-     "fields of one provider form post"},
-    {"max-json-depth", OPT_INT, OFF(max_json_depth), "64",
-     "nesting of a provider's JSON payload"},
+    {"max-form-fields", OPT_INT, OFF(max_form_fields), "10000", "fields of one provider form post"},
+    {"max-json-depth", OPT_INT, OFF(max_json_depth), "64", "nesting of a provider's JSON payload"},
     {"commit-batch", OPT_INT, OFF(commit_batch), "256", "most messages in one group commit"},
     {"db-busy-timeout-ms", OPT_INT, OFF(db_busy_timeout_ms), "5000",
      "wait this long for a database lock held by another process, then answer 503"},
@@ -122,8 +117,8 @@ set_value(ib_config *cfg, const opt *o, const char *value, const char *source)
     errno = 0;
     long long v = strtoll(value, &end, 10);
     if (errno || !end || *end || end == value || v < 0) {
-      fprintf(stderr, "inboxd: %s --%s: \"%s\" is not a non-negative integer\n", source,
-              o->name, value);
+      fprintf(stderr, "inboxd: %s --%s: \"%s\" is not a non-negative integer\n", source, o->name,
+              value);
       return -1;
     }
     *(int64_t *)base = v;
@@ -156,8 +151,7 @@ config_print_help(void)
   printf("usage: inboxd serve [flags]\n\nflags (each also settable as INBOXD_<NAME>, e.g. "
          "INBOXD_FORWARD_URL; list flags take a comma list there):\n");
   for (size_t i = 0; i < G_N_ELEMENTS(opts); i++) {
-    char *left = g_strdup_printf("--%s %s", opts[i].name,
-                                 opts[i].type == OPT_INT ? "N" : "VALUE");
+    char *left = g_strdup_printf("--%s %s", opts[i].name, opts[i].type == OPT_INT ? "N" : "VALUE");
     printf("  %-34s %s", left, opts[i].help);
     if (opts[i].def)
       printf(" (default %s)", opts[i].def);
@@ -204,8 +198,7 @@ config_load(ib_config *cfg, int argc, char **argv)
       return 1;
     }
     if (strncmp(arg, "--", 2) != 0) {
-      fprintf(stderr, "inboxd serve: unexpected argument \"%s\" (see inboxd serve --help)\n",
-              arg);
+      fprintf(stderr, "inboxd serve: unexpected argument \"%s\" (see inboxd serve --help)\n", arg);
       return -1;
     }
     const char *name = arg + 2;

@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 typedef struct ib_embedded_file {
-  const char *name;            /* "<folder>/<file>" */
-  const unsigned char *data;   /* NUL-terminated for convenience */
-  size_t len;                  /* without the terminating NUL */
+  const char *name;          /* "<folder>/<file>" */
+  const unsigned char *data; /* NUL-terminated for convenience */
+  size_t len;                /* without the terminating NUL */
 } ib_embedded_file;
 
 /* The table, sorted by name, ended by an entry whose name is NULL. */

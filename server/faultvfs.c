@@ -99,11 +99,11 @@ f_sync(sqlite3_file *f, int flags)
   return ff->real->pMethods->xSync(ff->real, flags);
 }
 
-#define PASS(name, sig, args)                                                                  \
-  static int f_##name sig                                                                      \
-  {                                                                                            \
-    fault_file *ff = (fault_file *)f;                                                          \
-    return ff->real->pMethods->x##name args;                                                   \
+#define PASS(name, sig, args)                                                                      \
+  static int f_##name sig                                                                          \
+  {                                                                                                \
+    fault_file *ff = (fault_file *)f;                                                              \
+    return ff->real->pMethods->x##name args;                                                       \
   }
 
 PASS(FileSize, (sqlite3_file * f, sqlite3_int64 *size), (ff->real, size))

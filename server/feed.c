@@ -9,10 +9,10 @@
 #include "hash.h"
 #include "log.h"
 
-#define RING_CAP 4096          /* recent events kept in memory */
-#define FETCH_PAGE 1000        /* events read from the store at a time */
-#define STREAM_FILL 262144     /* bytes buffered per event stream before waiting for the client */
-#define PING_MS 15000          /* keep-alive comment on idle event streams */
+#define RING_CAP 4096      /* recent events kept in memory */
+#define FETCH_PAGE 1000    /* events read from the store at a time */
+#define STREAM_FILL 262144 /* bytes buffered per event stream before waiting for the client */
+#define PING_MS 15000      /* keep-alive comment on idle event streams */
 #define MAX_WAIT_S 300
 
 typedef struct waiter {
@@ -37,10 +37,10 @@ struct ib_feed {
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t wake;
-  int stopping; /* feed_free: leave the thread */
-  int shut;     /* feed_shutdown: answer everyone now */
-  int64_t latest;  /* newest committed seq known (under lock) */
-  GQueue waiters;  /* of waiter* (under lock) */
+  int stopping;       /* feed_free: leave the thread */
+  int shut;           /* feed_shutdown: answer everyone now */
+  int64_t latest;     /* newest committed seq known (under lock) */
+  GQueue waiters;     /* of waiter* (under lock) */
   GPtrArray *streams; /* of stream* (under lock) */
 
   /* Feed thread only. */

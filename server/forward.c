@@ -17,11 +17,11 @@
 #include "outbox.h"
 
 #define DEFAULT_CONCURRENCY 16
-#define WINDOW_FACTOR 4        /* claimed ahead: in flight + ready <= concurrency * this */
-#define IDLE_CHECK_MS 1000     /* look for rows other processes added ("inboxd ingest") */
-#define STORAGE_RETRY_MS 1000  /* after a claim or a status update could not commit */
-#define ERROR_SNIPPET 200      /* bytes of the receiver's answer kept in last_error */
-#define FORWARD_NICE 5         /* CPU goes to ingestion and the API first */
+#define WINDOW_FACTOR 4       /* claimed ahead: in flight + ready <= concurrency * this */
+#define IDLE_CHECK_MS 1000    /* look for rows other processes added ("inboxd ingest") */
+#define STORAGE_RETRY_MS 1000 /* after a claim or a status update could not commit */
+#define ERROR_SNIPPET 200     /* bytes of the receiver's answer kept in last_error */
+#define FORWARD_NICE 5        /* CPU goes to ingestion and the API first */
 
 /* ---- Policy --------------------------------------------------------------------------- */
 
@@ -143,21 +143,21 @@ struct forwarder {
   pthread_mutex_t lock;
   int stopping;
   int64_t grace_ms;
-  int dirty;              /* new or promoted deliveries may be due */
-  int claim_outstanding;  /* a claim job is queued or running */
-  GPtrArray *claimed;     /* of outbox_delivery*, committed claims not yet picked up */
-  int claim_reported;     /* a claim finished: CLAIMED_DUE is news */
-  int64_t claimed_due;    /* next due time reported by the last claim */
+  int dirty;             /* new or promoted deliveries may be due */
+  int claim_outstanding; /* a claim job is queued or running */
+  GPtrArray *claimed;    /* of outbox_delivery*, committed claims not yet picked up */
+  int claim_reported;    /* a claim finished: CLAIMED_DUE is news */
+  int64_t claimed_due;   /* next due time reported by the last claim */
   int claim_failed;
-  GPtrArray *unsaved;     /* of outbox_result*, whose update did not commit */
+  GPtrArray *unsaved; /* of outbox_result*, whose update did not commit */
 
   /* Forwarder thread only. */
-  GQueue ready;           /* of outbox_delivery*, claimed, waiting for a connection */
-  GPtrArray *active;      /* of transfer*, in flight */
-  int want_claim;         /* new work may be due: claim as soon as there is room */
-  GPtrArray *idle_easy;   /* of CURL*, reused (their connections live in the multi) */
-  GPtrArray *results;     /* of outbox_result*, to record */
-  int64_t next_due;       /* wall ms; INT64_MAX: nothing scheduled */
+  GQueue ready;         /* of outbox_delivery*, claimed, waiting for a connection */
+  GPtrArray *active;    /* of transfer*, in flight */
+  int want_claim;       /* new work may be due: claim as soon as there is room */
+  GPtrArray *idle_easy; /* of CURL*, reused (their connections live in the multi) */
+  GPtrArray *results;   /* of outbox_result*, to record */
+  int64_t next_due;     /* wall ms; INT64_MAX: nothing scheduled */
   int64_t next_claim_mono;
   int64_t next_save_mono;
   int64_t next_idle_check_mono;
@@ -354,9 +354,9 @@ build_body(forwarder *fw, const outbox_delivery *d, int *transient_out)
     }
   }
   json_t *ticket = d->ticket ? json_loads(d->ticket, 0, NULL) : NULL;
-  json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", d->id, "type", d->type,
-                          "created_at", d->created_at, "ticket", ticket ? ticket : json_null(),
-                          "message", message ? message : json_null());
+  json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", d->id, "type", d->type, "created_at",
+                          d->created_at, "ticket", ticket ? ticket : json_null(), "message",
+                          message ? message : json_null());
   char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   return body;
@@ -389,8 +389,8 @@ start_transfer(forwarder *fw, outbox_delivery *d)
     goto done;
   }
   size_t len = strlen(t->body);
-  char *sig = fw->secret ? forward_signature(fw->secret, clock_now_ms() / 1000, t->body, len)
-                         : NULL;
+  char *sig =
+      fw->secret ? forward_signature(fw->secret, clock_now_ms() / 1000, t->body, len) : NULL;
   int ok = header_add(&t->headers, "Content-Type", "application/json") &&
            header_add(&t->headers, "User-Agent", "inboxd/" INBOXD_VERSION) &&
            header_add(&t->headers, "Inboxd-Event", d->type) &&
@@ -439,8 +439,8 @@ describe_answer(long status, const transfer *t)
     if ((unsigned char)*c < 0x20)
       *c = ' ';
   g_strstrip(text);
-  char *out = *text ? g_strdup_printf("HTTP %ld: %s", status, text)
-                    : g_strdup_printf("HTTP %ld", status);
+  char *out =
+      *text ? g_strdup_printf("HTTP %ld: %s", status, text) : g_strdup_printf("HTTP %ld", status);
   g_free(text);
   return out;
 }
@@ -459,9 +459,9 @@ finish_transfer(forwarder *fw, transfer *t, CURLcode res)
   int attempt = d->attempts + 1;
   char *error = NULL;
   if (v != FORWARD_DELIVERED)
-    error = res == CURLE_OK ? describe_answer(status, t)
-                            : g_utf8_make_valid(t->errbuf[0] ? t->errbuf : curl_easy_strerror(res),
-                                                -1);
+    error = res == CURLE_OK
+                ? describe_answer(status, t)
+                : g_utf8_make_valid(t->errbuf[0] ? t->errbuf : curl_easy_strerror(res), -1);
 
   if (v == FORWARD_DELIVERED) {
     metrics_add(METRIC_DELIVERIES_DELIVERED, 1);
@@ -490,8 +490,8 @@ finish_transfer(forwarder *fw, transfer *t, CURLcode res)
         delay = MAX(delay, asked);
     }
     metrics_add(METRIC_DELIVERIES_RETRIED, 1);
-    log_debug("delivery %s attempt %d: %s; next in %" G_GINT64_FORMAT " ms", d->id, attempt,
-              error, delay);
+    log_debug("delivery %s attempt %d: %s; next in %" G_GINT64_FORMAT " ms", d->id, attempt, error,
+              delay);
     add_result(fw, d, OUTBOX_RETRY, (int)status, error, now + delay);
   }
   t->d = NULL;
@@ -659,8 +659,7 @@ shut_down(forwarder *fw)
     curl_multi_poll(fw->multi, NULL, 0, (int)MIN(left, 100), NULL);
   }
   if (fw->active->len)
-    log_warn("stopping with %u deliveries in flight: they will be sent again",
-             fw->active->len);
+    log_warn("stopping with %u deliveries in flight: they will be sent again", fw->active->len);
   while (fw->active->len) {
     transfer *t = g_ptr_array_steal_index_fast(fw->active, fw->active->len - 1);
     curl_multi_remove_handle(fw->multi, t->easy);
@@ -711,8 +710,7 @@ forward_check_url(const char *url, char **error_out)
 }
 
 ib_status
-forward_start(ib_store *store, const forward_options *opts, forwarder **fw_out,
-              char **error_out)
+forward_start(ib_store *store, const forward_options *opts, forwarder **fw_out, char **error_out)
 {
   *fw_out = NULL;
   *error_out = NULL;
@@ -725,8 +723,7 @@ forward_start(ib_store *store, const forward_options *opts, forwarder **fw_out,
   int resumed = 0;
   ib_status st = store_run(store, recover_run, &resumed);
   if (st != IB_OK) {
-    *error_out = g_strdup_printf("cannot resume the deliveries in flight: %s",
-                                 ib_status_str(st));
+    *error_out = g_strdup_printf("cannot resume the deliveries in flight: %s", ib_status_str(st));
     curl_global_cleanup();
     return st;
   }
@@ -765,10 +762,9 @@ forward_start(ib_store *store, const forward_options *opts, forwarder **fw_out,
     return IB_ERR_INTERNAL;
   }
   fw->started = 1;
-  log_info("forwarding events to %s (%s, %" G_GINT64_FORMAT " attempts, backoff from %"
-           G_GINT64_FORMAT " ms)",
-           fw->url, fw->secret ? "signed" : "unsigned", fw->opts.max_attempts,
-           fw->opts.backoff_ms);
+  log_info("forwarding events to %s (%s, %" G_GINT64_FORMAT
+           " attempts, backoff from %" G_GINT64_FORMAT " ms)",
+           fw->url, fw->secret ? "signed" : "unsigned", fw->opts.max_attempts, fw->opts.backoff_ms);
   *fw_out = fw;
   return IB_OK;
 }

@@ -19,7 +19,7 @@
 
 #define MAX_PARAMS 4
 #define MAX_KEYS 2
-#define KEY_MAX 64 /* longest {key} segment */
+#define KEY_MAX 64                 /* longest {key} segment */
 #define SPOOL_MEM_LIMIT (1u << 20) /* bodies past 1 MiB go to a temporary file */
 
 typedef enum { REQ_NEW, REQ_BODY, REQ_HANDLING, REQ_DEFERRED, REQ_DONE } req_state;
@@ -199,8 +199,8 @@ set_response(ib_request *r, unsigned status, struct MHD_Response *resp)
 }
 
 void
-request_reply_bytes(ib_request *r, unsigned status, const char *content_type,
-                    const void *data, size_t len)
+request_reply_bytes(ib_request *r, unsigned status, const char *content_type, const void *data,
+                    size_t len)
 {
   struct MHD_Response *resp =
       MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
@@ -378,9 +378,9 @@ request_reply_stream(ib_request *r, unsigned status, const char *content_type, u
   s->read = read;
   s->ctx = ctx;
   s->free_fn = free_fn;
-  struct MHD_Response *resp = MHD_create_response_from_callback(
-      size == REQUEST_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, 64 * 1024, stream_read, s,
-      stream_free);
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(size == REQUEST_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size,
+                                        64 * 1024, stream_read, s, stream_free);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   set_response(r, status, resp);
 }
@@ -585,8 +585,8 @@ check_api_auth(ib_request *r)
   r->read_only = read_only;
   if (read_only && (r->route->flags & ROUTE_WRITE)) {
     request_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
-                        "this API token is read-only; %s %s needs a read-write token",
-                        r->method, r->path);
+                        "this API token is read-only; %s %s needs a read-write token", r->method,
+                        r->path);
     return 0;
   }
   return 1;
@@ -673,8 +673,8 @@ request_start(ib_request *r)
     return;
   if (!(r->route->flags & ROUTE_BODY))
     return;
-  uint64_t cap = (r->route->flags & ROUTE_SMALL) ? HTTP_SMALL_BODY
-                                                : (uint64_t)r->srv->cfg->max_body_bytes;
+  uint64_t cap =
+      (r->route->flags & ROUTE_SMALL) ? HTTP_SMALL_BODY : (uint64_t)r->srv->cfg->max_body_bytes;
   const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl) {
     guint64 declared = g_ascii_strtoull(cl, NULL, 10);
@@ -694,8 +694,8 @@ static void
 request_dispatch(ib_request *r)
 {
   if (r->spool) {
-    uint64_t cap = (r->route->flags & ROUTE_SMALL) ? HTTP_SMALL_BODY
-                                                  : (uint64_t)r->srv->cfg->max_body_bytes;
+    uint64_t cap =
+        (r->route->flags & ROUTE_SMALL) ? HTTP_SMALL_BODY : (uint64_t)r->srv->cfg->max_body_bytes;
     if (spool_length(r->spool) > cap) {
       request_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                           "the request body is over the limit of %" G_GUINT64_FORMAT " bytes",
@@ -739,8 +739,7 @@ active_add(ib_server *srv, int delta)
 
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-          const char *version, const char *upload_data, size_t *upload_data_size,
-          void **con_cls)
+          const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
   ib_server *srv = cls;
   ib_request *r = *con_cls;
@@ -830,8 +829,7 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ---- Daemon ------------------------------------------------------------------------------ */
 
 static int
-parse_listen(const char *listen, struct sockaddr_storage *addr_out, int *v6_out,
-             char **error_out)
+parse_listen(const char *listen, struct sockaddr_storage *addr_out, int *v6_out, char **error_out)
 {
   const char *colon = strrchr(listen, ':');
   if (!colon) {
@@ -843,8 +841,8 @@ parse_listen(const char *listen, struct sockaddr_storage *addr_out, int *v6_out,
     memmove(host, host + 1, strlen(host));
     host[strlen(host) - 1] = '\0';
   }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *res = NULL;
   int rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
   if (rc != 0 || !res) {
@@ -872,21 +870,20 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
   pthread_mutex_init(&srv->active_lock, NULL);
   pthread_cond_init(&srv->active_cond, NULL);
   unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
-                                            : (unsigned)MAX(1, (int)g_get_num_processors());
+                                           : (unsigned)MAX(1, (int)g_get_num_processors());
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-  srv->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)srv->cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-      (unsigned)srv->cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)srv->cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-      MHD_OPTION_END);
+  srv->daemon =
+      MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                       NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                       MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+                       (unsigned)srv->cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                       (unsigned)srv->cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                       (unsigned)srv->cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+                       on_completed, srv, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
   if (!srv->daemon) {
-    *error_out = g_strdup_printf("cannot listen on %s (address in use, or not allowed?)",
-                                 srv->cfg->listen);
+    *error_out =
+        g_strdup_printf("cannot listen on %s (address in use, or not allowed?)", srv->cfg->listen);
     return IB_ERR_IO;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -41,8 +41,7 @@ typedef struct route {
 /* Start serving ROUTES (ended by a {NULL} entry, borrowed for the server's life) on
  * SRV->cfg->listen. Returns IB_OK or IB_ERR_IO with *ERROR_OUT (new) set. The bound port
  * is in *PORT_OUT. */
-ib_status http_start(ib_server *srv, const route *routes, unsigned *port_out,
-                     char **error_out);
+ib_status http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error_out);
 
 /* Stop accepting new connections (SIGTERM's first step). */
 void http_quiesce(ib_server *srv);
@@ -87,17 +86,16 @@ void request_reply_json(ib_request *r, unsigned status, json_t *doc);
 void request_reply_json_shared(ib_request *r, const char *text, size_t len, const char *etag);
 
 /* Reply with DESIGN.md's error document {"error": {"code", "message"}}. */
-void request_reply_error(ib_request *r, unsigned status, const char *code, const char *fmt,
-                         ...) G_GNUC_PRINTF(4, 5);
+void request_reply_error(ib_request *r, unsigned status, const char *code, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
 
 /* Reply with the HTTP status that fits ST (400, 401, 404, 413, 503, ...), code
  * ib_status_str(ST) and MESSAGE. */
-void request_reply_status(ib_request *r, ib_status st, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
+void request_reply_status(ib_request *r, ib_status st, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 /* Reply with bytes (copied) of CONTENT_TYPE. */
-void request_reply_bytes(ib_request *r, unsigned status, const char *content_type,
-                         const void *data, size_t len);
+void request_reply_bytes(ib_request *r, unsigned status, const char *content_type, const void *data,
+                         size_t len);
 
 /* Reply with SIZE bytes (REQUEST_SIZE_UNKNOWN: chunked, until the reader ends it) produced
  * by READ(ctx, offset, buf, max), which returns the bytes copied, 0 at the end, -1 on
@@ -106,9 +104,8 @@ void request_reply_bytes(ib_request *r, unsigned status, const char *content_typ
 typedef ssize_t (*request_reader)(void *ctx, uint64_t offset, char *buf, size_t max);
 #define REQUEST_SIZE_UNKNOWN UINT64_MAX
 #define REQUEST_STREAM_PAUSE (-3)
-void request_reply_stream(ib_request *r, unsigned status, const char *content_type,
-                          uint64_t size, request_reader read, void *ctx,
-                          GDestroyNotify free_fn);
+void request_reply_stream(ib_request *r, unsigned status, const char *content_type, uint64_t size,
+                          request_reader read, void *ctx, GDestroyNotify free_fn);
 
 /* Add a header to the reply already set. */
 void request_add_header(ib_request *r, const char *name, const char *value);

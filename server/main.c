@@ -7,15 +7,14 @@
 #include "faultvfs.h"
 #include "mime.h"
 
-static const char usage[] =
-    "usage: inboxd <command> [flags]\n"
-    "\n"
-    "commands:\n"
-    "  serve    run the HTTP server (inboxd serve --help)\n"
-    "  parse    print the normalized JSON of raw messages, no database\n"
-    "  ingest   store one raw message from a file or stdin (Postfix pipe)\n"
-    "\n"
-    "  inboxd --version | --help\n";
+static const char usage[] = "usage: inboxd <command> [flags]\n"
+                            "\n"
+                            "commands:\n"
+                            "  serve    run the HTTP server (inboxd serve --help)\n"
+                            "  parse    print the normalized JSON of raw messages, no database\n"
+                            "  ingest   store one raw message from a file or stdin (Postfix pipe)\n"
+                            "\n"
+                            "  inboxd --version | --help\n";
 
 int
 main(int argc, char **argv)

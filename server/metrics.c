@@ -23,9 +23,8 @@ static const counter_def counter_defs[METRIC_COUNTER_COUNT] = {
 
 /* Upper bounds in seconds; +Inf is implicit. From a local receiver's milliseconds to a
  * CRM that was down for an hour. */
-static const double bucket_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                       0.5,   1,      2.5,   5,    10,    30,   60,  300,
-                                       900,   3600};
+static const double bucket_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                       1,     2.5,    5,     10,   30,    60,   300, 900,  3600};
 #define NBUCKETS (G_N_ELEMENTS(bucket_bounds) + 1)
 
 typedef struct histogram_def {
@@ -99,8 +98,8 @@ metrics_render(GString *out)
   for (int h = 0; h < METRIC_HISTOGRAM_COUNT; h++) {
     const char *name = histogram_defs[h].name;
     histogram *hg = &histograms[h];
-    g_string_append_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name,
-                           histogram_defs[h].help, name);
+    g_string_append_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, histogram_defs[h].help,
+                           name);
     /* Concurrent observations may land between these loads; the count line is the sum
      * of the buckets read, so every scrape is self-consistent. */
     uint64_t cumulative = 0;

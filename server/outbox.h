@@ -40,15 +40,15 @@ ib_status outbox_attach(ib_store *store);
 /* ---- The forwarder's side (jobs run on the writer thread) ---------------------------- */
 
 typedef struct outbox_delivery {
-  int64_t seq;        /* the event's seq */
-  char id[32];        /* "dlv_" + 24 hex */
-  char *type;         /* new (g_free) */
+  int64_t seq; /* the event's seq */
+  char id[32]; /* "dlv_" + 24 hex */
+  char *type;  /* new (g_free) */
   int64_t ticket_id;
   int64_t message_id; /* 0: the event has no message */
   int attempts;       /* attempts finished before this one */
   char created_at[32];
   int64_t created_ms;
-  char *ticket;       /* the ticket document at event time, JSON text, new (g_free) */
+  char *ticket; /* the ticket document at event time, JSON text, new (g_free) */
 } outbox_delivery;
 
 /* Release D and its strings. NULL is a no-op. */
@@ -59,8 +59,7 @@ void outbox_delivery_free(outbox_delivery *d);
  * outbox_delivery_free). *NEXT_DUE_OUT gets the earliest next attempt time left among
  * pending deliveries (epoch ms), or INT64_MAX when none is scheduled. Returns IB_OK or
  * a storage status (the claim then rolls back with the job). */
-ib_status outbox_claim(ib_tx *tx, int64_t now_ms, int max, GPtrArray *out,
-                       int64_t *next_due_out);
+ib_status outbox_claim(ib_tx *tx, int64_t now_ms, int max, GPtrArray *out, int64_t *next_due_out);
 
 typedef enum {
   OUTBOX_DELIVERED, /* the receiver answered 2xx */

@@ -139,8 +139,8 @@ ingest_job(ib_tx *tx, void *arg)
 }
 
 void
-pipeline_submit(ib_store *store, const thread_options *opt, pipeline_batch *b,
-                store_done_fn done, void *arg)
+pipeline_submit(ib_store *store, const thread_options *opt, pipeline_batch *b, store_done_fn done,
+                void *arg)
 {
   b->opt = opt;
   store_submit(store, ingest_job, b, done, arg);

@@ -19,7 +19,7 @@
 typedef struct agent_reply {
   ib_server *srv;
   int64_t ticket;
-  char *from;   /* "Name <addr>" as given, validated */
+  char *from; /* "Name <addr>" as given, validated */
   char *from_address;
   char *text, *html;
   char *status; /* status to set after replying; NULL: pending when open */
@@ -83,8 +83,8 @@ reply_job(ib_tx *tx, void *arg)
   const char *at = strrchr(a->from_address, '@');
   message_id = thread_new_message_id(opt, a->ticket, at ? at + 1 : NULL);
   char *base = subject_normalize(brief.subject);
-  subject = g_strdup_printf("Re: %s [#%" G_GINT64_FORMAT "]", *base ? base : "your request",
-                            a->ticket);
+  subject =
+      g_strdup_printf("Re: %s [#%" G_GINT64_FORMAT "]", *base ? base : "your request", a->ticket);
   g_free(base);
   to = brief.customer_address ? format_mailbox(brief.customer_name, brief.customer_address) : NULL;
   reply_to = thread_reply_address(opt, a->ticket);
@@ -134,7 +134,8 @@ reply_job(ib_tx *tx, void *arg)
 
   int changed = 0, loop = 0;
   prep = store_prepare(msg);
-  if ((st = store_insert_message(tx, a->ticket, msg, prep, raw, 1, NULL, &a->message_id)) != IB_OK ||
+  if ((st = store_insert_message(tx, a->ticket, msg, prep, raw, 1, NULL, &a->message_id)) !=
+          IB_OK ||
       (st = thread_record(tx, opt, msg, a->ticket, 0, a->message_id, &changed, &loop)) != IB_OK)
     goto done;
   const char *status = a->status ? a->status : strcmp(brief.status, "open") == 0 ? "pending" : NULL;
@@ -147,9 +148,9 @@ reply_job(ib_tx *tx, void *arg)
 
   char *mid = g_strdup_printf("<%s>", message_id);
   json_decref(a->send_headers);
-  a->send_headers = json_pack("{s:s, s:o, s:s, s:s}", "From", a->from, "To",
-                              to ? json_string(to) : json_null(), "Subject", subject,
-                              "Message-ID", mid);
+  a->send_headers =
+      json_pack("{s:s, s:o, s:s, s:s}", "From", a->from, "To", to ? json_string(to) : json_null(),
+                "Subject", subject, "Message-ID", mid);
   g_free(mid);
   if (parent) {
     char *p = g_strdup_printf("<%s>", parent);

@@ -28,8 +28,7 @@ sns_new(const char *pinned_file, ib_sns **sns_out, char **error_out)
   if (pinned_file && *pinned_file) {
     GError *err = NULL;
     if (!g_file_get_contents(pinned_file, &s->pinned, NULL, &err)) {
-      *error_out = g_strdup_printf("cannot read --sns-cert-file %s: %s", pinned_file,
-                                   err->message);
+      *error_out = g_strdup_printf("cannot read --sns-cert-file %s: %s", pinned_file, err->message);
       g_error_free(err);
       sns_free(s);
       return IB_ERR_IO;
@@ -149,8 +148,10 @@ visit_main(gpointer p)
   if (code >= 200 && code < 300)
     log_info("sns subscription confirmed (%ld)", code);
   else
-    log_error("cannot confirm the sns subscription: %s",
-              err ? err : code ? "the SubscribeURL did not answer 2xx" : "?");
+    log_error("cannot confirm the sns subscription: %s", err ? err
+                                                         : code
+                                                             ? "the SubscribeURL did not answer 2xx"
+                                                             : "?");
   g_free(err);
   ib_sns *s = v->sns;
   g_mutex_lock(&s->lock);

@@ -15,7 +15,7 @@ struct ib_spool {
   GByteArray *mem; /* NULL once in a file */
   int fd;          /* -1 while in memory */
   int failed;
-  GBytes *bytes;   /* the finished body, once spool_bytes() was called */
+  GBytes *bytes; /* the finished body, once spool_bytes() was called */
 };
 
 ib_spool *

@@ -21,12 +21,12 @@ typedef struct ib_store ib_store;
 typedef struct ib_tx ib_tx; /* the writer's open transaction, lent to a job */
 
 typedef struct store_options {
-  int commit_batch;       /* most jobs per transaction (default 256) */
-  int busy_timeout_ms;    /* how long to wait for a lock held by another process */
-  const char *public_url; /* base for attachment URLs ("" or NULL: relative URLs) */
-  int pool_size;          /* PostgreSQL: read connections at most (default 8) */
-  int64_t lease_ms;       /* PostgreSQL: a node's claim on a delivery lasts this long
-                             (default 60000); after that, if the node died, any node sends it */
+  int commit_batch;           /* most jobs per transaction (default 256) */
+  int busy_timeout_ms;        /* how long to wait for a lock held by another process */
+  const char *public_url;     /* base for attachment URLs ("" or NULL: relative URLs) */
+  int pool_size;              /* PostgreSQL: read connections at most (default 8) */
+  int64_t lease_ms;           /* PostgreSQL: a node's claim on a delivery lasts this long
+                                 (default 60000); after that, if the node died, any node sends it */
   const char *attachment_dir; /* attachment bytes as files named by SHA-256 in this
                                  (shared) directory; NULL: in the database */
 } store_options;
@@ -138,8 +138,7 @@ ib_status store_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_
 /* Remember PROVIDER's replay TOKEN until EXPIRES (unix seconds). IB_OK when it was new,
  * IB_ERR_CONFLICT when it was seen before and has not expired. Expired tokens are
  * deleted on the way. */
-ib_status store_replay_check(ib_tx *tx, const char *provider, const char *token,
-                             int64_t expires);
+ib_status store_replay_check(ib_tx *tx, const char *provider, const char *token, int64_t expires);
 
 /* ---- Conversations (store_conversation.c; inside a job unless said otherwise) ---- */
 
@@ -163,8 +162,7 @@ void store_ticket_brief_clear(store_ticket_brief *brief);
 
 /* Participants: the customer, Cc'd addresses and agents of a ticket (case-insensitive). */
 ib_status store_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_out);
-ib_status store_add_participant(ib_tx *tx, int64_t ticket, const char *address,
-                                const char *role);
+ib_status store_add_participant(ib_tx *tx, int64_t ticket, const char *address, const char *role);
 
 /* Automatic messages (auto_reply, bounce) from ADDRESS stored at or after SINCE, counted
  * up to CAP. */
@@ -181,8 +179,7 @@ ib_status store_add_suppression(ib_tx *tx, const char *address, const char *reas
 
 /* Message-IDs of ticket TICKET oldest first into IDS_OUT (char*, new), and the newest
  * inbound one into *LAST_INBOUND_OUT (new, NULL if none). */
-ib_status store_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out,
-                           char **last_inbound_out);
+ib_status store_thread_ids(ib_tx *tx, int64_t ticket, GPtrArray *ids_out, char **last_inbound_out);
 
 /* {"suppressions": [...]} newest first (any thread). */
 ib_status store_suppressions(ib_store *store, json_t **doc_out);
@@ -195,17 +192,16 @@ ib_status store_ping(ib_store *store);
 /* {"ticket": ticket, "messages": [message...]} (oldest first). New reference.
  * IB_ERR_NOT_FOUND when there is no such ticket. *VERSION_OUT (may be NULL) gets a value
  * that changes whenever the document does (for ETags). */
-ib_status store_ticket_thread(ib_store *store, int64_t id, json_t **doc_out,
-                              int64_t *version_out);
+ib_status store_ticket_thread(ib_store *store, int64_t id, json_t **doc_out, int64_t *version_out);
 
 typedef struct ticket_query {
-  const char *status;   /* NULL: any */
-  const char *customer; /* customer address, case-insensitive; NULL: any */
-  int limit;            /* 1..200 */
+  const char *status;        /* NULL: any */
+  const char *customer;      /* customer address, case-insensitive; NULL: any */
+  int limit;                 /* 1..200 */
   const char *fts_query;     /* an FTS5 query from fold_search_query(); NULL: any */
   const char *tag;           /* tickets carrying this tag; NULL: any */
   const char *updated_since; /* RFC 3339 as the store writes it; NULL: any */
-  int has_cursor;       /* continue after this position: */
+  int has_cursor;            /* continue after this position: */
   char cursor_updated_at[32];
   int64_t cursor_id;
 } ticket_query;

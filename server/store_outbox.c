@@ -20,9 +20,8 @@ typedef struct skip_name {
 
 /* Bit I of a skip mask is entry I. Classification names are those of ib_class_str(). */
 static const skip_name skip_names[] = {
-    {"message.created", 0}, {"ticket.created", 0}, {"ticket.updated", 0},
-    {"new", 1},             {"reply", 1},          {"auto_reply", 1},
-    {"bounce", 1},          {"complaint", 1},
+    {"message.created", 0}, {"ticket.created", 0}, {"ticket.updated", 0}, {"new", 1},
+    {"reply", 1},           {"auto_reply", 1},     {"bounce", 1},         {"complaint", 1},
 };
 
 ib_status
@@ -190,8 +189,7 @@ outbox_recover(ib_tx *tx, int *count_out)
 }
 
 ib_status
-outbox_retry(ib_tx *tx, const char *id, int64_t now_ms, json_t **doc_out,
-             const char **reason_out)
+outbox_retry(ib_tx *tx, const char *id, int64_t now_ms, json_t **doc_out, const char **reason_out)
 {
   return tx->store->ops->outbox_retry(tx, id, now_ms, doc_out, reason_out);
 }

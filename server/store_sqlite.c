@@ -116,7 +116,6 @@ migrate(ib_db *db, const char *path, char **error_out)
 
 /* ---- Writer thread ----------------------------------------------------------------- */
 
-
 typedef struct search_row {
   int64_t id;
   char *subject, *body, *names;
@@ -290,8 +289,8 @@ checkpoint_main(void *arg)
     s->checkpoint_wanted = 0;
     pthread_mutex_unlock(&s->lock);
     int log_frames = 0, done_frames = 0;
-    int rc = sqlite3_wal_checkpoint_v2(db_handle(db), NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                       &log_frames, &done_frames);
+    int rc = sqlite3_wal_checkpoint_v2(db_handle(db), NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                       &done_frames);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
       log_warn("cannot checkpoint the WAL: %s", sqlite3_errmsg(db_handle(db)));
     pthread_mutex_lock(&s->lock);
@@ -368,8 +367,7 @@ sqlite_close(ib_store *s)
   if (s->writer) {
     /* Best effort: another process may hold the database; do not wait for it. */
     sqlite3_busy_timeout(db_handle(s->writer), 0);
-    sqlite3_wal_checkpoint_v2(db_handle(s->writer), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
-                              NULL);
+    sqlite3_wal_checkpoint_v2(db_handle(s->writer), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     db_close(s->writer);
   }
 }
@@ -433,13 +431,13 @@ store_step_done(ib_db *db, sqlite3_stmt *st, const char *what)
 
 static ib_status
 sqlite_find_duplicate(ib_tx *tx, const ib_message *m, const store_prepared *prep,
-                     const char *event_id, store_msg_ref *ref_out)
+                      const char *event_id, store_msg_ref *ref_out)
 {
   static const char sql_by_content[] =
       "SELECT id, ticket_id, classification FROM messages "
       "WHERE rfc_message_id = ?1 AND raw_sha256 = ?2 AND envelope_to = ?3";
   static const char sql_by_event[] = "SELECT id, ticket_id, classification FROM messages "
-                                 "WHERE provider = ?1 AND event_id = ?2";
+                                     "WHERE provider = ?1 AND event_id = ?2";
   const char *env = prep->envelope_key;
   sqlite3_stmt *st = db_stmt(tx->db, sql_by_content);
   ib_status result = IB_ERR_NOT_FOUND;
@@ -576,8 +574,8 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
     sqlite3_bind_int(st, 10, dir ? 1 : 0);
     ib_status rc = store_step_done(tx->db, st, "store an attachment");
     if (rc == IB_OK && !dir)
-      rc = fill_blob(tx, "attachments", "data", sqlite3_last_insert_rowid(db_handle(tx->db)),
-                     data, len);
+      rc = fill_blob(tx, "attachments", "data", sqlite3_last_insert_rowid(db_handle(tx->db)), data,
+                     len);
     if (rc != IB_OK)
       return rc;
   }
@@ -585,9 +583,8 @@ insert_attachments(ib_tx *tx, int64_t message_id, const ib_message *m)
 }
 
 static ib_status
-sqlite_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m,
-                     const store_prepared *prep, GBytes *raw, int rebuilt, const char *event_id,
-                     int64_t *message_out)
+sqlite_insert_message(ib_tx *tx, int64_t ticket_id, const ib_message *m, const store_prepared *prep,
+                      GBytes *raw, int rebuilt, const char *event_id, int64_t *message_out)
 {
   static const char sql_msg[] =
       "INSERT INTO messages (ticket_id, direction, classification, provider, rfc_message_id, "
@@ -666,8 +663,8 @@ sqlite_add_event(ib_tx *tx, const char *type, int64_t ticket_id, int64_t message
     return rc;
   tx->last_seq = sqlite3_last_insert_rowid(db_handle(tx->db));
   if (tx->store->on_event)
-    rc = tx->store->on_event(tx->store->on_event_arg, tx, tx->last_seq, type, ticket_id,
-                             message_id);
+    rc =
+        tx->store->on_event(tx->store->on_event_arg, tx, tx->last_seq, type, ticket_id, message_id);
   return rc;
 }
 
@@ -687,9 +684,9 @@ sqlite_ping(ib_store *s)
   return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? IB_OK : IB_ERR_STORAGE;
 }
 
-#define TICKET_COLUMNS                                                                        \
-  "t.id, t.subject, t.status, t.customer_name, t.customer_address, t.created_at, "           \
-  "t.updated_at, t.message_count, t.tags, t.version, m.id, m.direction, m.snippet, "         \
+#define TICKET_COLUMNS                                                                             \
+  "t.id, t.subject, t.status, t.customer_name, t.customer_address, t.created_at, "                 \
+  "t.updated_at, t.message_count, t.tags, t.version, m.id, m.direction, m.snippet, "               \
   "m.created_at"
 
 /* A ticket document from a row of TICKET_COLUMNS. */
@@ -703,11 +700,11 @@ ticket_from_row(sqlite3_stmt *st)
                      "direction", store_column_json_string(st, 11), "snippet",
                      store_column_json_string(st, 12), "at", store_column_json_string(st, 13));
   return json_pack("{s:I, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:I, s:o, s:o}", "id",
-                   (json_int_t)sqlite3_column_int64(st, 0), "subject", store_column_json_string(st, 1),
-                   "status", store_column_json_string(st, 2), "customer", "name",
-                   store_column_json_string(st, 3), "address", store_column_json_string(st, 4),
-                   "created_at", store_column_json_string(st, 5), "updated_at",
-                   store_column_json_string(st, 6), "message_count",
+                   (json_int_t)sqlite3_column_int64(st, 0), "subject",
+                   store_column_json_string(st, 1), "status", store_column_json_string(st, 2),
+                   "customer", "name", store_column_json_string(st, 3), "address",
+                   store_column_json_string(st, 4), "created_at", store_column_json_string(st, 5),
+                   "updated_at", store_column_json_string(st, 6), "message_count",
                    (json_int_t)sqlite3_column_int64(st, 7), "last_message", last, "tags",
                    tags ? tags : json_array());
 }
@@ -724,7 +721,9 @@ store_ticket_doc(ib_db *db, int64_t id, json_t **doc_out)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, id);
   int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+  ib_status rc = step == SQLITE_ROW    ? IB_OK
+                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
+                                       : db_status(step);
   if (rc == IB_OK) {
     *doc_out = ticket_from_row(st);
     if (!*doc_out)
@@ -736,8 +735,8 @@ store_ticket_doc(ib_db *db, int64_t id, json_t **doc_out)
 
 #define MESSAGE_COLUMNS "id, ticket_id, doc, classification, thread_reason, created_at"
 
-/* The public document of a stored message (a row of MESSAGE_COLUMNS): ids first, then the stored document, with
- * attachment ids and URLs filled from ATT_IDS (ids in position order). */
+/* The public document of a stored message (a row of MESSAGE_COLUMNS): ids first, then the stored
+ * document, with attachment ids and URLs filled from ATT_IDS (ids in position order). */
 static json_t *
 message_from_row(ib_store *s, sqlite3_stmt *row, GArray *att_ids)
 {
@@ -862,7 +861,7 @@ done:
 
 static ib_status
 sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
-                   char *next_at_out, size_t next_at_size, int64_t *next_id_out)
+                    char *next_at_out, size_t next_at_size, int64_t *next_id_out)
 {
   static const char sql[] =
       "SELECT " TICKET_COLUMNS " FROM tickets t "
@@ -918,7 +917,7 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
 
 static ib_status
 sqlite_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags_json,
-                    int *changed_out)
+                     int *changed_out)
 {
   static const char sql[] =
       "UPDATE tickets SET status = COALESCE(?2, status), tags = COALESCE(?3, tags), "
@@ -988,7 +987,9 @@ sqlite_raw_size(ib_store *s, int64_t message_id, uint64_t *size_out)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, message_id);
   int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+  ib_status rc = step == SQLITE_ROW    ? IB_OK
+                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
+                                       : db_status(step);
   if (rc == IB_OK)
     *size_out = (uint64_t)sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
@@ -1009,7 +1010,9 @@ sqlite_attachment_info_get(ib_store *s, int64_t id, store_attachment_info *out)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, id);
   int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+  ib_status rc = step == SQLITE_ROW    ? IB_OK
+                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
+                                       : db_status(step);
   if (rc == IB_OK) {
     out->size = (uint64_t)sqlite3_column_int64(st, 0);
     out->filename = g_strdup((const char *)sqlite3_column_text(st, 1));
@@ -1020,10 +1023,9 @@ sqlite_attachment_info_get(ib_store *s, int64_t id, store_attachment_info *out)
   return rc;
 }
 
-
 static ib_status
-sqlite_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf,
-                size_t len, size_t *got_out)
+sqlite_blob_read(ib_store *s, store_blob_kind kind, int64_t id, uint64_t off, void *buf, size_t len,
+                 size_t *got_out)
 {
   static const char sql_file[] = "SELECT sha256 FROM attachments WHERE id = ?1 AND in_file = 1";
   *got_out = 0;
@@ -1096,9 +1098,8 @@ sqlite_events(ib_store *s, int64_t after, int limit, json_t **doc_out, int64_t *
                          : json_integer(sqlite3_column_int64(st, 3));
     json_array_append_new(events, json_pack("{s:I, s:o, s:I, s:o, s:o}", "seq", (json_int_t)last,
                                             "type", store_column_json_string(st, 1), "ticket_id",
-                                            (json_int_t)sqlite3_column_int64(st, 2),
-                                            "message_id", msg_id, "at",
-                                            store_column_json_string(st, 4)));
+                                            (json_int_t)sqlite3_column_int64(st, 2), "message_id",
+                                            msg_id, "at", store_column_json_string(st, 4)));
   }
   sqlite3_reset(st);
   if (step != SQLITE_DONE) {

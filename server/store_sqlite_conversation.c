@@ -72,7 +72,6 @@ sqlite_ticket_brief_get(ib_tx *tx, int64_t ticket, store_ticket_brief *out)
   return one_row(tx->db, st, row_brief, out, "read a ticket");
 }
 
-
 ib_status
 sqlite_is_participant(ib_tx *tx, int64_t ticket, const char *address, int *yes_out)
 {
@@ -109,8 +108,7 @@ sqlite_add_participant(ib_tx *tx, int64_t ticket, const char *address, const cha
 }
 
 ib_status
-sqlite_count_automatic(ib_tx *tx, const char *address, const char *since, int cap,
-                      int *count_out)
+sqlite_count_automatic(ib_tx *tx, const char *address, const char *since, int cap, int *count_out)
 {
   /* Only "more than the limit" matters: stop counting there, so a bounce storm from one
    * MAILER-DAEMON costs the same per message however long it lasts. */
@@ -145,7 +143,7 @@ sqlite_flag_loop(ib_tx *tx, int64_t message_id)
 
 ib_status
 sqlite_add_suppression(ib_tx *tx, const char *address, const char *reason, const char *status,
-                      const char *diagnostic, int64_t message_id)
+                       const char *diagnostic, int64_t message_id)
 {
   /* A hard bounce or complaint replaces what was there; a soft bounce never replaces
    * them. */
@@ -215,12 +213,12 @@ sqlite_suppressions(ib_store *s, json_t **doc_out)
     json_t *mid = sqlite3_column_type(st, 4) == SQLITE_NULL
                       ? json_null()
                       : json_integer(sqlite3_column_int64(st, 4));
-    json_array_append_new(
-        list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "address",
-                        store_column_json_string(st, 0), "reason", store_column_json_string(st, 1),
-                        "status", store_column_json_string(st, 2), "diagnostic",
-                        store_column_json_string(st, 3), "message_id", mid, "at",
-                        store_column_json_string(st, 5)));
+    json_array_append_new(list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "address",
+                                          store_column_json_string(st, 0), "reason",
+                                          store_column_json_string(st, 1), "status",
+                                          store_column_json_string(st, 2), "diagnostic",
+                                          store_column_json_string(st, 3), "message_id", mid, "at",
+                                          store_column_json_string(st, 5)));
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) {

@@ -11,10 +11,9 @@
  * skip mask. */
 ib_status
 sqlite_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int64_t ticket_id,
-         int64_t message_id)
+                       int64_t message_id)
 {
-  static const char sql_class[] =
-      "SELECT classification, loop_suspect FROM messages WHERE id = ?1";
+  static const char sql_class[] = "SELECT classification, loop_suspect FROM messages WHERE id = ?1";
   static const char sql_insert[] =
       "INSERT INTO deliveries (seq, id, type, ticket_id, message_id, status, attempts, "
       "next_attempt_at, created_at, ticket) "
@@ -32,9 +31,9 @@ sqlite_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int6
       return IB_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, message_id);
     int step = sqlite3_step(st);
-    int skip = step == SQLITE_ROW &&
-               (sqlite3_column_int(st, 1) ||
-                outbox_skipped(mask, (const char *)sqlite3_column_text(st, 0), 1));
+    int skip =
+        step == SQLITE_ROW && (sqlite3_column_int(st, 1) ||
+                               outbox_skipped(mask, (const char *)sqlite3_column_text(st, 0), 1));
     sqlite3_reset(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
       return db_status(step);
@@ -290,8 +289,8 @@ sqlite_outbox_recover(ib_tx *tx, int *count_out)
 
 /* ---- Documents ------------------------------------------------------------------------ */
 
-#define DELIVERY_COLUMNS                                                                   \
-  "seq, id, type, ticket_id, message_id, status, attempts, last_status, last_error, "     \
+#define DELIVERY_COLUMNS                                                                           \
+  "seq, id, type, ticket_id, message_id, status, attempts, last_status, last_error, "              \
   "next_attempt_at, created_at, delivered_at"
 
 static json_t *
@@ -310,15 +309,14 @@ delivery_from_row(sqlite3_stmt *st)
     char at[32];
     next = json_string(clock_rfc3339(sqlite3_column_int64(st, 9), at, sizeof at));
   }
-  return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o}", "id",
-                   store_column_json_string(st, 1), "type", store_column_json_string(st, 2),
-                   "seq", (json_int_t)sqlite3_column_int64(st, 0), "ticket_id",
-                   column_int_or_null(st, 3), "message_id", column_int_or_null(st, 4),
-                   "status", store_column_json_string(st, 5), "attempts",
-                   sqlite3_column_int(st, 6), "last_status", column_int_or_null(st, 7),
-                   "last_error", store_column_json_string(st, 8), "next_attempt_at", next,
-                   "created_at", store_column_json_string(st, 10), "delivered_at",
-                   store_column_json_string(st, 11));
+  return json_pack(
+      "{s:o, s:o, s:I, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o}", "id",
+      store_column_json_string(st, 1), "type", store_column_json_string(st, 2), "seq",
+      (json_int_t)sqlite3_column_int64(st, 0), "ticket_id", column_int_or_null(st, 3), "message_id",
+      column_int_or_null(st, 4), "status", store_column_json_string(st, 5), "attempts",
+      sqlite3_column_int(st, 6), "last_status", column_int_or_null(st, 7), "last_error",
+      store_column_json_string(st, 8), "next_attempt_at", next, "created_at",
+      store_column_json_string(st, 10), "delivered_at", store_column_json_string(st, 11));
 }
 
 static ib_status
@@ -331,7 +329,9 @@ delivery_doc(ib_db *db, const char *id, json_t **doc_out)
     return IB_ERR_INTERNAL;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+  ib_status rc = step == SQLITE_ROW    ? IB_OK
+                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
+                                       : db_status(step);
   if (rc == IB_OK && !(*doc_out = delivery_from_row(st)))
     rc = IB_ERR_NOMEM;
   sqlite3_reset(st);
@@ -340,7 +340,7 @@ delivery_doc(ib_db *db, const char *id, json_t **doc_out)
 
 ib_status
 sqlite_outbox_retry(ib_tx *tx, const char *id, int64_t now_ms, json_t **doc_out,
-             const char **reason_out)
+                    const char **reason_out)
 {
   static const char sql_get[] = "SELECT seq, ticket_id, status, next_attempt_at "
                                 "FROM deliveries WHERE id = ?1";
@@ -419,7 +419,8 @@ sqlite_outbox_next_due(ib_store *store, int64_t *due_out)
 }
 
 ib_status
-sqlite_outbox_list(ib_store *store, const char *status, int limit, int oldest_first, json_t **doc_out)
+sqlite_outbox_list(ib_store *store, const char *status, int limit, int oldest_first,
+                   json_t **doc_out)
 {
   /* One statement per shape, so that a status filter walks deliveries_status. */
   static const char sql_any_new[] =

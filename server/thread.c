@@ -14,8 +14,8 @@ thread_signature(const char *secret, int64_t ticket)
 {
   char id[24];
   g_snprintf(id, sizeof id, "%" G_GINT64_FORMAT, ticket);
-  char *mac = g_compute_hmac_for_string(G_CHECKSUM_SHA256, (const guchar *)secret,
-                                        strlen(secret), id, -1);
+  char *mac =
+      g_compute_hmac_for_string(G_CHECKSUM_SHA256, (const guchar *)secret, strlen(secret), id, -1);
   mac[SIG_HEX] = '\0';
   return mac;
 }
@@ -84,11 +84,11 @@ char *
 thread_new_message_id(const thread_options *opt, int64_t ticket, const char *fallback_domain)
 {
   const char *domain = opt->reply_domain && *opt->reply_domain ? opt->reply_domain
-                       : fallback_domain && *fallback_domain ? fallback_domain
-                                                             : "inboxd.invalid";
+                       : fallback_domain && *fallback_domain   ? fallback_domain
+                                                               : "inboxd.invalid";
   char *sig = thread_signature(opt->secret, ticket);
-  char *id = g_strdup_printf("t%" G_GINT64_FORMAT ".%s.%08x%08x@%s", ticket, sig,
-                             g_random_int(), g_random_int(), domain);
+  char *id = g_strdup_printf("t%" G_GINT64_FORMAT ".%s.%08x%08x@%s", ticket, sig, g_random_int(),
+                             g_random_int(), domain);
   g_free(sig);
   return id;
 }
@@ -134,8 +134,7 @@ is_machine(const ib_message *m)
 }
 
 static ib_status
-match_reply_address(ib_tx *tx, const thread_options *opt, const ib_message *m,
-                    int64_t *ticket_out)
+match_reply_address(ib_tx *tx, const thread_options *opt, const ib_message *m, int64_t *ticket_out)
 {
   GPtrArray *lists[] = {m->to, m->cc};
   for (size_t l = 0; l < G_N_ELEMENTS(lists); l++)
@@ -305,8 +304,7 @@ thread_record(ib_tx *tx, const thread_options *opt, const ib_message *m, int64_t
 
   if (is_machine(m) && sender && opt->auto_limit > 0) {
     char since[32];
-    clock_rfc3339(clock_now_ms() - (int64_t)opt->auto_window_minutes * 60000, since,
-                  sizeof since);
+    clock_rfc3339(clock_now_ms() - (int64_t)opt->auto_window_minutes * 60000, since, sizeof since);
     int count = 0;
     if ((st = store_count_automatic(tx, sender, since, opt->auto_limit + 1, &count)) != IB_OK)
       return st;

@@ -60,11 +60,10 @@ main(int argc, char **argv)
   sigaddset(&s, SIGTERM);
   sigaddset(&s, SIGINT);
   sigprocmask(SIG_BLOCK, &s, NULL);
-  struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
-      (uint16_t)strtoul(argv[1], NULL, 10), NULL, NULL,
-      on_access, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-      120u, MHD_OPTION_END);
+  struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
+                                          (uint16_t)strtoul(argv[1], NULL, 10), NULL, NULL,
+                                          on_access, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                          MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "forward_receiver: cannot listen on %s\n", argv[1]);
     return 1;

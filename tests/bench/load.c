@@ -40,14 +40,14 @@
 #define MARKER "@@ID@@"
 #define MARKER_LEN 6
 #define ID_WIDTH 12
-#define MAX_SEGS 16 /* markers per template + 1 */
+#define MAX_SEGS 16          /* markers per template + 1 */
 #define RBUF_CAP (64u << 10) /* responses here are small JSON documents */
 #define MAX_TEMPLATES 4096
 #define DRAIN_NS (30ull * 1000000000) /* wait this long for replies in flight at the end */
 
 typedef struct tmpl {
-  char *data;     /* whole file */
-  size_t nseg;    /* segments between markers */
+  char *data;  /* whole file */
+  size_t nseg; /* segments between markers */
   const char *seg[MAX_SEGS];
   size_t seg_len[MAX_SEGS];
   char head[512]; /* request line and headers */
@@ -58,17 +58,17 @@ typedef struct tmpl {
 typedef struct conn {
   int fd;
   int connected;
-  int busy;               /* a request is in flight */
+  int busy; /* a request is in flight */
   struct iovec iov[2 * MAX_SEGS + 1];
-  int iovcnt, iovpos;     /* next iovec to send */
-  size_t iovoff;          /* bytes of iov[iovpos] already sent */
+  int iovcnt, iovpos; /* next iovec to send */
+  size_t iovoff;      /* bytes of iov[iovpos] already sent */
   char id[ID_WIDTH + 1];
   char *rbuf;
   size_t rcap;
   size_t rlen;
-  int pending;            /* hold mode: the GET is not fully sent yet */
-  size_t head_end;        /* 0 until the blank line is seen */
-  long content_length;    /* -1: unknown */
+  int pending;         /* hold mode: the GET is not fully sent yet */
+  size_t head_end;     /* 0 until the blank line is seen */
+  long content_length; /* -1: unknown */
   int status;
   int close_after;
   uint64_t start_ns;
@@ -203,7 +203,8 @@ conn_open(worker *w, conn *c)
   if (opt_sources > 1) {
     /* Many clients from one address trip per-address limits: spread them over 127/8. */
     struct sockaddr_in src = {.sin_family = AF_INET};
-    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + atomic_fetch_add(&next_source, 1) % (unsigned)opt_sources);
+    src.sin_addr.s_addr =
+        htonl(INADDR_LOOPBACK + atomic_fetch_add(&next_source, 1) % (unsigned)opt_sources);
     if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0) {
       close(c->fd);
       c->fd = -1;
@@ -631,8 +632,8 @@ main(int argc, char **argv)
     memset(t, 0, sizeof *t);
     t->nseg = 1;
     t->seg[0] = "";
-    int n = snprintf(t->head, sizeof t->head, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
-                     opt_path, opt_host, opt_port);
+    int n = snprintf(t->head, sizeof t->head, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", opt_path,
+                     opt_host, opt_port);
     t->head_len = (size_t)n;
     ntemplates = 1;
   }

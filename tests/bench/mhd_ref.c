@@ -34,8 +34,7 @@ reply_count(struct MHD_Connection *conn)
 
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-          const char *version, const char *upload_data, size_t *upload_data_size,
-          void **con_cls)
+          const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
   (void)cls, (void)version, (void)upload_data;
   if (strcmp(method, "GET") == 0 && strcmp(url, "/count") == 0)
@@ -71,12 +70,13 @@ main(int argc, char **argv)
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* port 0: the kernel picks one */
-  struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-          MHD_USE_ERROR_LOG,
-      0, NULL, NULL, on_access, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
-      MHD_OPTION_CONNECTION_LIMIT, 20000u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+  struct MHD_Daemon *d =
+      MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                           MHD_USE_ERROR_LOG,
+                       0, NULL, NULL, on_access, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                       MHD_OPTION_CONNECTION_LIMIT, 20000u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_SOCK_ADDR,
+                       (struct sockaddr *)&addr, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "bench_mhd_ref: cannot start the daemon\n");
     return 1;

@@ -38,8 +38,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   g_strfreev(lines);
   g_free(hdrs);
-  m->report.report_type = g_strdup(size % 3 == 0 ? "delivery-status"
-                                   : size % 3 == 1 ? "feedback-report" : "other");
+  m->report.report_type = g_strdup(size % 3 == 0   ? "delivery-status"
+                                   : size % 3 == 1 ? "feedback-report"
+                                                   : "other");
   m->report.status_fields = next_piece(&p, end);
   m->report.original_headers = next_piece(&p, end);
   m->text = next_piece(&p, end);

@@ -952,9 +952,15 @@ test_mailgun_variants(void)
   }
   adapter_result_clear(&res);
   /* A header with the same value as Mailgun's field changes nothing either. */
-  const char *same[] = {"recipient", "help@mg.example.com", "message-headers",
-                        "[[\"recipient\",\"help@mg.example.com\"]]", "body-plain", "t",
-                        "recipient", "help@mg.example.com", NULL};
+  const char *same[] = {"recipient",
+                        "help@mg.example.com",
+                        "message-headers",
+                        "[[\"recipient\",\"help@mg.example.com\"]]",
+                        "body-plain",
+                        "t",
+                        "recipient",
+                        "help@mg.example.com",
+                        NULL};
   CHECK_INT(run_mailgun(same, &open, 0, &res), IB_OK);
   if (res.inbound->len) {
     ib_inbound *in = g_ptr_array_index(res.inbound, 0);

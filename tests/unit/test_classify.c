@@ -59,7 +59,8 @@ classify(ib_message *m)
 static const ib_bounce_rcpt *
 rcpt(const ib_message *m, guint i)
 {
-  if (!m->bounce || i >= m->bounce->recipients->len) return NULL;
+  if (!m->bounce || i >= m->bounce->recipients->len)
+    return NULL;
   return g_ptr_array_index(m->bounce->recipients, i);
 }
 
@@ -839,7 +840,8 @@ test_hostile(void)
   GString *failed = g_string_new(NULL);
   for (int i = 0; i < 40000; i++) {
     g_string_append_printf(text, "<user%d@example.net>:\nRemote host said: 550 5.1.1 no\n", i);
-    if (i < 5000) g_string_append_printf(failed, "%sx%d@example.net", i ? ", " : "", i);
+    if (i < 5000)
+      g_string_append_printf(failed, "%sx%d@example.net", i ? ", " : "", i);
   }
   gint64 t0 = g_get_monotonic_time();
   ib_message *m = mk("MAILER-DAEMON@example.net", "failure notice", text->str);
@@ -887,7 +889,8 @@ static char *
 slurp(const char *path, gsize *len_out)
 {
   char *data = NULL;
-  if (!g_file_get_contents(path, &data, len_out, NULL)) return NULL;
+  if (!g_file_get_contents(path, &data, len_out, NULL))
+    return NULL;
   return data;
 }
 
@@ -904,7 +907,8 @@ test_fixtures(void)
   }
   GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
   for (const char *n; (n = g_dir_read_name(dir));)
-    if (g_str_has_suffix(n, ".eml")) g_ptr_array_add(names, g_strndup(n, strlen(n) - 4));
+    if (g_str_has_suffix(n, ".eml"))
+      g_ptr_array_add(names, g_strndup(n, strlen(n) - 4));
   g_dir_close(dir);
   g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
 
@@ -926,7 +930,8 @@ test_fixtures(void)
     ib_message *msg = NULL;
     ib_status st = parse_message(raw, len, NULL, NULL, &msg);
     CHECK_INT(st, IB_OK);
-    if (st != IB_OK) goto next;
+    if (st != IB_OK)
+      goto next;
     json_t *got = ib_message_to_json(msg);
     const char *want_class = json_string_value(json_object_get(want, "classification"));
     const char *got_class = ib_class_str(msg->classification);

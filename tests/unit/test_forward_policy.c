@@ -61,7 +61,7 @@ test_backoff_full_jitter(void)
   CHECK_INT(forward_backoff_delay(1000, 1, 0.9999999999), 1000);
   CHECK_INT(forward_backoff_delay(1000, 3, 0.5), 2000);
   CHECK_INT(forward_backoff_delay(1000, 40, 0.9999999999), HOUR_MS);
-  CHECK_INT(forward_backoff_delay(1000, 1, -3.0), 0);  /* out-of-range randoms clamp */
+  CHECK_INT(forward_backoff_delay(1000, 1, -3.0), 0); /* out-of-range randoms clamp */
   CHECK_INT(forward_backoff_delay(1000, 1, 7.0), 1000);
   GRand *rand = g_rand_new_with_seed(42);
   for (int attempt = 1; attempt <= 20; attempt++) {

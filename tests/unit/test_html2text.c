@@ -26,8 +26,7 @@ test_blocks(void)
   expect("<div>Hi,</div><div><br></div><div>text</div>", "Hi,\n\ntext");
   expect("line one<br>line two<br/>line three", "line one\nline two\nline three");
   expect("<h1>Title</h1>body", "Title\n\nbody");
-  expect("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>",
-         "a b\nc d");
+  expect("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>", "a b\nc d");
   expect("a<br><br><br><br><br>b", "a\n\nb");
   expect("<p>x</p><p></p><p></p><p>y</p>", "x\n\ny");
 }
@@ -70,11 +69,9 @@ test_lists_links_quotes(void)
   expect("<a href=\"https://example.org/\"><img src=\"logo.png\"></a>after", "after");
   expect("<p>reply</p><blockquote><p>quoted line</p><p>second</p></blockquote>",
          "reply\n\n> quoted line\n>\n> second");
-  expect("<blockquote>outer<blockquote>inner</blockquote></blockquote>",
-         "> outer\n>\n> > inner");
+  expect("<blockquote>outer<blockquote>inner</blockquote></blockquote>", "> outer\n>\n> > inner");
   expect("<blockquote><p>a</p></blockquote><p>b</p>", "> a\n\nb");
-  expect("<blockquote><blockquote><p>a</p></blockquote><p>b</p></blockquote>",
-         "> > a\n>\n> b");
+  expect("<blockquote><blockquote><p>a</p></blockquote><p>b</p></blockquote>", "> > a\n>\n> b");
   expect("<blockquote>a<br><br>b</blockquote>", "> a\n>\n> b");
 }
 

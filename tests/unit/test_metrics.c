@@ -85,7 +85,7 @@ static void
 test_edges_and_gauges(void)
 {
   metrics_reset();
-  metrics_observe(METRIC_DELIVERY_ATTEMPT_TIME, -1);   /* counted as 0 */
+  metrics_observe(METRIC_DELIVERY_ATTEMPT_TIME, -1);    /* counted as 0 */
   metrics_observe(METRIC_DELIVERY_ATTEMPT_TIME, 0.001); /* on a boundary: le="0.001" */
   metrics_observe(METRIC_DELIVERY_ATTEMPT_TIME, 1e9);   /* past the last bound */
   metrics_add(METRIC_INGEST_DUPLICATES, 3);

@@ -82,8 +82,13 @@ addr(const GPtrArray *list, guint i)
 static gboolean
 all_utf8(const ib_message *m)
 {
-  const char *strs[] = {m->message_id, m->subject, m->text, m->html, m->date,
-                        m->report.report_type, m->report.status_fields,
+  const char *strs[] = {m->message_id,
+                        m->subject,
+                        m->text,
+                        m->html,
+                        m->date,
+                        m->report.report_type,
+                        m->report.status_fields,
                         m->report.original_headers};
   for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
     if (strs[i] && !g_utf8_validate(strs[i], -1, NULL))
@@ -205,8 +210,8 @@ test_rfc2047(void)
       {"=?iso-8859-1?q?Andr=E9?= Pirard", "Andr\xc3\xa9 Pirard"},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-    char *raw = g_strdup_printf("Subject: %s\nFrom: %s <x@example.org>\n\nbody\n",
-                                cases[i].encoded, cases[i].encoded);
+    char *raw = g_strdup_printf("Subject: %s\nFrom: %s <x@example.org>\n\nbody\n", cases[i].encoded,
+                                cases[i].encoded);
     ib_message *m = parse(raw);
     CHECK_STR(m->subject, cases[i].decoded);
     CHECK(m->from != NULL);
@@ -306,7 +311,7 @@ test_bodies_fixtures(void)
   CHECK_STR(m->text, "Hello,\n\nthe parcel arrived like this:\n\nand the inside looked like "
                      "this:\n\nPlease send a replacement.\n\nSophie");
   CHECK_INT(m->attachments->len, 2);
-  CHECK_INT(att(m, 0)->disposition, IB_DISP_INLINE); /* inline + Content-Id */
+  CHECK_INT(att(m, 0)->disposition, IB_DISP_INLINE);     /* inline + Content-Id */
   CHECK_INT(att(m, 1)->disposition, IB_DISP_ATTACHMENT); /* inline, no Content-Id */
   ib_message_free(m);
 
@@ -397,8 +402,10 @@ test_charsets(void)
   ib_message_free(m);
 
   /* no charset, valid UTF-8 */
-  m = parse("Content-Type: text/plain\n\nGr\xc3\xbc\xc3\x9f" "e\n");
-  CHECK_STR(m->text, "Gr\xc3\xbc\xc3\x9f" "e\n");
+  m = parse("Content-Type: text/plain\n\nGr\xc3\xbc\xc3\x9f"
+            "e\n");
+  CHECK_STR(m->text, "Gr\xc3\xbc\xc3\x9f"
+                     "e\n");
   CHECK(warning(m, "charset_missing") != NULL);
   ib_message_free(m);
 
@@ -424,8 +431,10 @@ test_charsets(void)
   CHECK(warning(m, "charset_superset") != NULL);
   ib_message_free(m);
   /* a byte invalid in every candidate becomes U+FFFD */
-  m = parse("Content-Type: text/plain; charset=iso-2022-jp\n\na\xff" "b\n");
-  CHECK_STR(m->text, "a\xef\xbf\xbd" "b\n");
+  m = parse("Content-Type: text/plain; charset=iso-2022-jp\n\na\xff"
+            "b\n");
+  CHECK_STR(m->text, "a\xef\xbf\xbd"
+                     "b\n");
   CHECK(warning(m, "charset_invalid_bytes") != NULL);
   ib_message_free(m);
 
@@ -435,11 +444,11 @@ test_charsets(void)
   ib_message_free(m);
 
   /* every fixture yields valid UTF-8 everywhere */
-  const char *const names[] = {"header-2047-koi8r.eml", "header-2047-iso2022jp.eml",
-                               "header-2047-gb2312.eml", "header-2047-shift-jis.eml",
+  const char *const names[] = {"header-2047-koi8r.eml",     "header-2047-iso2022jp.eml",
+                               "header-2047-gb2312.eml",    "header-2047-shift-jis.eml",
                                "header-2047-iso8859-9.eml", "header-2047-windows-1254.eml",
-                               "header-8bit-latin1.eml", "body-utf8-declared-latin1.eml",
-                               "html-meta-charset.eml", NULL};
+                               "header-8bit-latin1.eml",    "body-utf8-declared-latin1.eml",
+                               "html-meta-charset.eml",     NULL};
   for (const char *const *n = names; *n; n++) {
     m = parse_fixture(*n);
     CHECK(all_utf8(m));
@@ -480,7 +489,8 @@ test_attachments(void)
 
   /* RFC 2231 continuations with charset'lang' */
   m = parse_fixture("rfc2231-filename-continuation.eml");
-  CHECK_STR(att(m, 0)->filename, "Szerz\xc5\x91" "d\xc3\xa9s v\xc3\xa9gleges.docx");
+  CHECK_STR(att(m, 0)->filename, "Szerz\xc5\x91"
+                                 "d\xc3\xa9s v\xc3\xa9gleges.docx");
   CHECK_STR(att(m, 1)->filename, "Z\xc3\xa4hlerstand 2025.txt");
   ib_message_free(m);
 
@@ -527,7 +537,8 @@ test_tnef(void)
   CHECK_INT(m->attachments->len, 2);
   CHECK_STR(att(m, 0)->filename, "Q3 report.pdf");
   CHECK_STR(att(m, 0)->content_type, "application/pdf");
-  CHECK_STR(att(m, 1)->filename, "\xc3\x9c" "bersicht.txt");
+  CHECK_STR(att(m, 1)->filename, "\xc3\x9c"
+                                 "bersicht.txt");
   CHECK_STR(att(m, 1)->content_type, "text/plain");
   CHECK(g_str_has_prefix(m->text, "Hello,"));
   CHECK_INT(m->warnings->len, 0);
@@ -561,8 +572,8 @@ test_reports(void)
   CHECK(strstr(m->report.status_fields, "Final-Recipient: rfc822; no.such.user@example.net"));
   CHECK(m->report.original_headers != NULL);
   CHECK(g_str_has_prefix(m->report.original_headers, "Received: by mx.example.org"));
-  CHECK(strstr(m->report.original_headers,
-               "Message-ID: <ticket-4471-reply-2@example.org>\n") != NULL);
+  CHECK(strstr(m->report.original_headers, "Message-ID: <ticket-4471-reply-2@example.org>\n") !=
+        NULL);
   CHECK(strstr(m->report.original_headers, "We have shipped") == NULL);
   CHECK(strstr(m->report.original_headers, "\n\n") == NULL);
   CHECK_INT(m->attachments->len, 2);
@@ -686,8 +697,7 @@ nested(int levels)
   for (int i = 1; i < levels; i++)
     g_string_append_printf(s, "--n%d\nContent-Type: multipart/mixed; boundary=\"n%d\"\n\n", i - 1,
                            i);
-  g_string_append_printf(s, "--n%d\nContent-Type: application/octet-stream\n\ndeep\n",
-                         levels - 1);
+  g_string_append_printf(s, "--n%d\nContent-Type: application/octet-stream\n\ndeep\n", levels - 1);
   for (int i = levels - 1; i >= 0; i--)
     g_string_append_printf(s, "--n%d--\n", i);
   return g_string_free(s, FALSE);
@@ -729,7 +739,8 @@ test_limits(void)
   g_free(raw);
 
   /* parts, attachments, sizes, headers */
-  GString *s = g_string_new("X-A: 1\nX-B: 2\nX-C: 3\nContent-Type: multipart/mixed; boundary=b\n\n");
+  GString *s =
+      g_string_new("X-A: 1\nX-B: 2\nX-C: 3\nContent-Type: multipart/mixed; boundary=b\n\n");
   for (int i = 0; i < 6; i++)
     g_string_append_printf(s, "--b\nContent-Type: application/octet-stream\n\n%s\n",
                            i == 2 ? "0123456789abcdef" : "x");

@@ -306,8 +306,8 @@ test_order_under_random_outcomes(void)
     int64_t list[TICKETS];
     for (int i = 0; i < TICKETS; i++)
       list[i] = t[(i + round * 5) % TICKETS];
-    add_events a = {.type = round ? "message.created" : "ticket.created", .tickets = list,
-                    .n = TICKETS};
+    add_events a = {
+        .type = round ? "message.created" : "ticket.created", .tickets = list, .n = TICKETS};
     CHECK_INT(store_run(s, add_events_run, &a), IB_OK);
   }
   CHECK_INT(count_deliveries(s, "pending"), TICKETS * PER_TICKET);
@@ -351,8 +351,7 @@ test_order_under_random_outcomes(void)
   }
   CHECK_INT(finished, TICKETS * PER_TICKET);
   CHECK_INT(count_deliveries(s, "pending") + count_deliveries(s, "delivering"), 0);
-  CHECK_INT(count_deliveries(s, "delivered") + count_deliveries(s, "failed"),
-            TICKETS * PER_TICKET);
+  CHECK_INT(count_deliveries(s, "delivered") + count_deliveries(s, "failed"), TICKETS * PER_TICKET);
   g_ptr_array_unref(flying);
   g_hash_table_unref(in_flight);
   g_hash_table_unref(last_done);

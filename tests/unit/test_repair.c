@@ -159,8 +159,8 @@ test_text_utf8(void)
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     ib_message *m = ib_message_new();
-    char *got = repair_text_to_utf8(cases[i].bytes, strlen(cases[i].bytes), cases[i].charset,
-                                    FALSE, "body", m);
+    char *got = repair_text_to_utf8(cases[i].bytes, strlen(cases[i].bytes), cases[i].charset, FALSE,
+                                    "body", m);
     CHECK_STR(got, cases[i].want);
     if (cases[i].warning)
       CHECK_INT(count_warnings(m, cases[i].warning), 1);

@@ -25,7 +25,8 @@ read_file(const char *dir, const char *name)
 {
   char *path = g_build_filename(dir, name, NULL);
   char *data = NULL;
-  if (!g_file_get_contents(path, &data, NULL, NULL)) fprintf(stderr, "cannot read %s\n", path);
+  if (!g_file_get_contents(path, &data, NULL, NULL))
+    fprintf(stderr, "cannot read %s\n", path);
   g_free(path);
   return data;
 }
@@ -71,7 +72,8 @@ run_text_case(const char *dir, const char *name)
 
   if (body && want) {
     gsize len = strlen(want);
-    if (len > 0 && want[len - 1] == '\n') want[len - 1] = '\0';
+    if (len > 0 && want[len - 1] == '\n')
+      want[len - 1] = '\0';
     char *got = strip_text(body);
     ok = strcmp(got, want) == 0;
     if (!ok) {
@@ -128,7 +130,8 @@ run_html_case(const char *dir, const char *name)
       ok = FALSE;
     }
   }
-  if (!ok) fprintf(stderr, "  output: %s\n", got ? got : "NULL");
+  if (!ok)
+    fprintf(stderr, "  output: %s\n", got ? got : "NULL");
 
 done:
   json_decref(expect);
@@ -158,7 +161,8 @@ test_corpus(void)
   for (const char *name; d && (name = g_dir_read_name(d));)
     if (g_str_has_suffix(name, ".txt") || g_str_has_suffix(name, ".html"))
       g_ptr_array_add(names, g_strdup(name));
-  if (d) g_dir_close(d);
+  if (d)
+    g_dir_close(d);
   g_ptr_array_sort(names, compare_names);
 
   for (guint i = 0; i < names->len; i++) {
@@ -166,7 +170,8 @@ test_corpus(void)
     gboolean html = g_str_has_suffix(name, ".html");
     total++;
     html ? html_cases++ : text_cases++;
-    if (html ? run_html_case(dir, name) : run_text_case(dir, name)) exact++;
+    if (html ? run_html_case(dir, name) : run_text_case(dir, name))
+      exact++;
   }
   double rate = total ? 100.0 * exact / total : 0.0;
   fprintf(stderr, "strip exact-match: %d/%d = %.1f%% (%d text, %d html cases)\n", exact, total,
