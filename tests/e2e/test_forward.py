@@ -491,6 +491,10 @@ def test_order_per_ticket_under_concurrency_with_random_failures():
             return ("retry_after", 429, "0")
         if roll < 0.40:
             return 503
+        # A CRM takes a moment to answer: long enough that a forwarder sending for
+        # several tickets at once overlaps requests even when the machine is busy (an
+        # instant answer let a serial-looking run pass or fail by luck of scheduling).
+        time.sleep(0.05)
         return 200
 
     with Receiver(script) as recv, \
