@@ -145,6 +145,7 @@ cmd_serve(int argc, char **argv)
                          .pool_size = (int)cfg.db_pool,
                          .lease_ms = cfg.forward_lease_ms,
                          .attachment_dir = cfg.attachment_dir,
+                         .search_catch_up = 1,
                          .public_url = cfg.public_url};
   ib_status st = store_open(cfg.db, &sopts, &srv.store, &err);
   if (st != IB_OK) {

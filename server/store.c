@@ -42,6 +42,7 @@ static void *
 writer_main(void *arg)
 {
   ib_store *s = arg;
+  pthread_setname_np(pthread_self(), "store-writer");
   GPtrArray *batch = g_ptr_array_new();
   for (;;) {
     pthread_mutex_lock(&s->lock);
@@ -192,6 +193,7 @@ store_open(const char *path, const store_options *opts, ib_store **store_out, ch
     s->public_url[strlen(s->public_url) - 1] = '\0';
   s->attachment_dir =
       opts && opts->attachment_dir && *opts->attachment_dir ? g_strdup(opts->attachment_dir) : NULL;
+  s->search_catch_up = opts && opts->search_catch_up;
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->listeners_lock, NULL);
   pthread_cond_init(&s->wake, NULL);
@@ -304,15 +306,23 @@ store_prepare(const ib_message *m)
     p->doc_text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
   }
-  GString *names = g_string_new(NULL);
-  if (m->from)
-    g_string_append_printf(names, "%s %s", m->from->name ? m->from->name : "",
-                           m->from->address ? m->from->address : "");
-  p->fts_subject = fold_text(m->subject);
-  p->fts_body = fold_text(m->stripped_text && *m->stripped_text ? m->stripped_text : m->text);
-  p->fts_names = fold_text(names->str);
-  g_string_free(names, TRUE);
+  store_search_text(m->subject, m->stripped_text, m->text, m->from ? m->from->name : NULL,
+                    m->from ? m->from->address : NULL, &p->fts_subject, &p->fts_body,
+                    &p->fts_names);
   return p;
+}
+
+void
+store_search_text(const char *subject, const char *stripped_text, const char *text,
+                  const char *from_name, const char *from_address, char **subject_out,
+                  char **body_out, char **names_out)
+{
+  char *names =
+      g_strdup_printf("%s %s", from_name ? from_name : "", from_address ? from_address : "");
+  *subject_out = fold_text(subject);
+  *body_out = fold_text(stripped_text && *stripped_text ? stripped_text : text);
+  *names_out = fold_text(from_name || from_address ? names : NULL);
+  g_free(names);
 }
 
 void

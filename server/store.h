@@ -29,6 +29,10 @@ typedef struct store_options {
                                  (default 60000); after that, if the node died, any node sends it */
   const char *attachment_dir; /* attachment bytes as files named by SHA-256 in this
                                  (shared) directory; NULL: in the database */
+  int search_catch_up;        /* SQLite: at open, index again the messages missing from the
+                                 full-text index (a crash between its commit and the
+                                 message's, a deleted index file). The server sets it;
+                                 `inboxd ingest`, one message per process, does not. */
 } store_options;
 
 /* 1 when TARGET (a --db value) names a PostgreSQL database (postgresql:// or

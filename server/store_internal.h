@@ -35,6 +35,23 @@ struct store_prepared {
   char *fts_subject, *fts_body, *fts_names;
 };
 
+/* The folded text of one message for the full-text index: SUBJECT, the newly written
+ * BODY (stripped text, else the text) and the sender's NAMES. New strings. Any thread;
+ * store_prepare() and the SQLite index's catch-up (store_search.c) share it. */
+void store_search_text(const char *subject, const char *stripped_text, const char *text,
+                       const char *from_name, const char *from_address, char **subject_out,
+                       char **body_out, char **names_out);
+
+/* SQLite: one message's row of the full-text index. */
+typedef struct search_row {
+  int64_t id;
+  char *subject, *body, *names;
+} search_row;
+
+void search_row_free(gpointer p);
+
+typedef struct search_index search_index; /* store_search.c */
+
 typedef struct ib_db ib_db;     /* SQLite connection (db.h) */
 typedef struct pg_conn pg_conn; /* PostgreSQL connection (pg.h) */
 typedef struct pg_backend pg_backend;
@@ -46,8 +63,8 @@ struct ib_tx {
 
   /* SQLite */
   ib_db *db;
-  GPtrArray *search; /* of search_row*: full-text rows, written once after every job (FTS5
-                        would flush a segment at each job's savepoint otherwise) */
+  GPtrArray *search; /* of search_row*: full-text rows of the group, handed to the index
+                        (store_search.c) once the group has committed */
   guint job_search;  /* rows added before the current job (rolled back with it) */
 
   /* PostgreSQL */
@@ -164,6 +181,8 @@ struct ib_store {
   int checkpoint_started;
   int checkpoint_wanted; /* under lock: the WAL grew past CHECKPOINT_FRAMES */
   pthread_cond_t checkpoint_wake;
+  search_index *search; /* the full-text index, in a file of its own */
+  int search_catch_up;  /* store_options.search_catch_up */
 
   /* PostgreSQL (store_pg.c) */
   pg_backend *pg;

@@ -116,23 +116,8 @@ migrate(ib_db *db, const char *path, char **error_out)
 
 /* ---- Writer thread ----------------------------------------------------------------- */
 
-typedef struct search_row {
-  int64_t id;
-  char *subject, *body, *names;
-} search_row;
-
-static void
-search_row_free(gpointer p)
-{
-  search_row *r = p;
-  g_free(r->subject);
-  g_free(r->body);
-  g_free(r->names);
-  g_free(r);
-}
-
 /* Queue the message for the full-text index (text folded by store_prepare()); the rows
- * are written once the group's jobs are done (write_search_rows). */
+ * go to the index (store_search.c) once the group has committed. */
 static ib_status
 index_message(ib_tx *tx, int64_t id, const store_prepared *p)
 {
@@ -142,27 +127,6 @@ index_message(ib_tx *tx, int64_t id, const store_prepared *p)
   r->body = g_strdup(p->fts_body);
   r->names = g_strdup(p->fts_names);
   g_ptr_array_add(tx->search, r);
-  return IB_OK;
-}
-
-static ib_status
-write_search_rows(ib_tx *tx)
-{
-  static const char sql[] =
-      "INSERT INTO message_search (rowid, subject, body, names) VALUES (?1, ?2, ?3, ?4)";
-  for (guint i = 0; i < tx->search->len; i++) {
-    const search_row *r = g_ptr_array_index(tx->search, i);
-    sqlite3_stmt *st = db_stmt(tx->db, sql);
-    if (!st)
-      return IB_ERR_INTERNAL;
-    sqlite3_bind_int64(st, 1, r->id);
-    sqlite3_bind_text(st, 2, r->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->body, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, r->names, -1, SQLITE_STATIC);
-    ib_status rc = store_step_done(tx->db, st, "index a message");
-    if (rc != IB_OK)
-      return rc;
-  }
   return IB_OK;
 }
 
@@ -223,8 +187,6 @@ sqlite_run_batch(ib_store *s, GPtrArray *batch)
     }
     exec_cached(s->writer, sql_release);
   }
-  if (!aborted && write_search_rows(&tx) != IB_OK)
-    aborted = 1;
   if (!aborted) {
     rc = exec_cached(s->writer, sql_commit);
     if (rc != SQLITE_OK) {
@@ -234,6 +196,8 @@ sqlite_run_batch(ib_store *s, GPtrArray *batch)
   } else {
     log_error("write transaction of %u jobs aborted: %s", batch->len, sqlite3_errmsg(h));
   }
+  if (!aborted)
+    search_add(s, tx.search);
   g_ptr_array_unref(tx.search);
   if (aborted) {
     if (!sqlite3_get_autocommit(h))
@@ -273,6 +237,7 @@ static void *
 checkpoint_main(void *arg)
 {
   ib_store *s = arg;
+  pthread_setname_np(pthread_self(), "wal-checkpoint");
   ib_db *db = NULL;
   char *err = NULL;
   if (db_open(s->path, s->busy_ms, &db, &err) != IB_OK) {
@@ -332,7 +297,10 @@ sqlite_open(ib_store *s, char **error_out)
     st = migrate(s->writer, s->path, error_out);
   if (st == IB_OK)
     st = load_secret(s, error_out);
+  if (st == IB_OK)
+    st = search_open(s, error_out);
   if (st != IB_OK) {
+    search_close(s);
     db_close(s->writer);
     s->writer = NULL;
     return st;
@@ -349,6 +317,7 @@ sqlite_open(ib_store *s, char **error_out)
 static void
 sqlite_close(ib_store *s)
 {
+  search_close(s);
   if (s->checkpoint_started) {
     pthread_mutex_lock(&s->lock);
     s->stopping = 1;
@@ -389,6 +358,10 @@ store_reader(ib_store *s)
   if (db_open(s->path, s->busy_ms, &db, &err) != IB_OK) {
     log_error("%s", err);
     g_free(err);
+    return NULL;
+  }
+  if (search_attach(s, db) != IB_OK) {
+    db_close(db);
     return NULL;
   }
   pthread_setspecific(s->reader_key, db);
@@ -870,7 +843,7 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
       "AND (?2 IS NULL OR t.customer_address = ?2 COLLATE NOCASE) "
       "AND (?3 IS NULL OR t.updated_at < ?3 OR (t.updated_at = ?3 AND t.id < ?4)) "
       "AND (?6 IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE id IN "
-      "     (SELECT rowid FROM message_search WHERE message_search MATCH ?6))) "
+      "     (SELECT rowid FROM search.message_search WHERE message_search MATCH ?6))) "
       "AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE json_each.value = ?7)) "
       "AND (?8 IS NULL OR t.updated_at > ?8) "
       "ORDER BY t.updated_at DESC, t.id DESC LIMIT ?5";
@@ -879,6 +852,8 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
   ib_db *db = store_reader(s);
   if (!db)
     return IB_ERR_STORAGE;
+  if (q->fts_query)
+    search_wait(s);
   sqlite3_stmt *st = db_stmt(db, sql);
   if (!st)
     return IB_ERR_INTERNAL;

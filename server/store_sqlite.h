@@ -9,6 +9,20 @@
  * NULL when it cannot be opened (logged). */
 ib_db *store_reader(ib_store *s);
 
+/* store_search.c: the full-text index, in its own file "<db>.search", written by its own
+ * thread. search_open() creates it and starts the thread (catching up with the main file
+ * when s->search_catch_up); search_close() writes what is queued and stops it. */
+ib_status search_open(ib_store *s, char **error_out);
+void search_close(ib_store *s);
+/* Attach the index to DB as schema "search" (every connection that searches). */
+ib_status search_attach(ib_store *s, ib_db *db);
+/* Queue the rows (search_row*, ascending ids) of a committed group: moves them out of
+ * ROWS. Writer thread. */
+void search_add(ib_store *s, GPtrArray *rows);
+/* Wait (bounded) until every message handed over so far is indexed: call before a
+ * search, so that a search sees every message acknowledged before it began. */
+void search_wait(ib_store *s);
+
 /* Bind S (borrowed until the statement is reset) or NULL. */
 void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *s);
 

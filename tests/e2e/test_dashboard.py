@@ -2,11 +2,15 @@
 """Issue 6 end to end: API tokens, filters, full-text search, cursor paging while mail
 arrives, PATCH, ETags, the long-poll and SSE change feed, CORS."""
 import json
+import os
 import socket
+import sqlite3
 import threading
 import time
+from urllib.parse import quote
 
-from inboxd_test import Server, check, check_eq, make_mail, run, validate
+from inboxd_test import (Server, check, check_eq, make_mail, run, run_cli, skip_on_postgres,
+                         validate)
 
 
 def test_api_tokens_read_only_and_read_write():
@@ -105,8 +109,7 @@ def test_search_words_prefixes_phrases_and_folding():
                                   body="The printer makes a grinding noise.\n"))
 
         def find(q):
-            from urllib.parse import quote
-            return sorted(t["id"] for t in srv.get_json(f"/api/tickets?q={quote(q)}")["tickets"])
+            return search_ids(srv, q)
         check_eq(find("sikayet"), [tr["ticket_id"]], "diacritics folded")
         check_eq(find("şikayet"), [tr["ticket_id"]])
         check_eq(find("ŞİKAYET"), [tr["ticket_id"]], "Turkish capitals")
@@ -126,6 +129,66 @@ def test_search_words_prefixes_phrases_and_folding():
         check_eq(find('fatura" ) ( NEAR'), [], "no FTS5 syntax errors from user input")
         r = srv.get("/api/tickets?q=%22%22")
         check_eq(r.status, 400)
+
+
+def search_ids(srv, q):
+    return sorted(t["id"] for t in srv.get_json(f"/api/tickets?q={quote(q)}")["tickets"])
+
+
+def test_search_index_is_derived_and_rebuilt():
+    """SQLite keeps the index in <db>.search, written after the commit: a search still
+    sees every acknowledged message at once, `inboxd ingest` indexes its own, and a lost
+    index (deleted, or an upgrade from schema 7 that kept it in the main file) is rebuilt
+    at start."""
+    skip_on_postgres("PostgreSQL indexes in the message's own transaction")
+    with Server() as srv:
+        ids = {}
+        for i, word in enumerate(["zebrafish", "quokka", "axolotl"] * 20):
+            t = srv.ingest(make_mail(subject=f"About the {word} #{i}", frm=f"c{i}@example.org"))
+            # Read your writes: each search right after its 2xx.
+            check(t["ticket_id"] in search_ids(srv, word), f"{word} #{i} found at once")
+            ids.setdefault(word, []).append(t["ticket_id"])
+        mail = make_mail(subject="Narwhal sighting", frm="cli@example.org")
+        out = run_cli("ingest", "--db", srv.db, input=mail)
+        check_eq(out.returncode, 0, out.stderr)
+        narwhal = search_ids(srv, "narwhal")
+        check_eq(len(narwhal), 1, "indexed by `inboxd ingest`")
+        want = {w: sorted(v) for w, v in ids.items()}
+        want["narwhal"] = narwhal
+        index = srv.db + ".search"
+        check(os.path.exists(index), "the index file is next to the database")
+
+        # Lost index: deleted while the server is stopped.
+        check_eq(srv.stop(), 0)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(index + suffix):
+                os.remove(index + suffix)
+        srv.start()
+        for word, tickets in want.items():
+            check_eq(search_ids(srv, word), tickets, f"{word} after the index was deleted")
+        check("indexing 61 messages missing from the search index" in srv.log_text(),
+              "the catch-up is logged")
+
+        # Upgrade from schema 7: the index lived in the main file.
+        check_eq(srv.stop(), 0)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(index + suffix):
+                os.remove(index + suffix)
+        conn = sqlite3.connect(srv.db, isolation_level=None)
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+        conn.execute("CREATE VIRTUAL TABLE message_search USING fts5(subject, body, names, "
+                     "content = '', tokenize = 'unicode61 remove_diacritics 2')")
+        conn.close()
+        srv.start()
+        for word, tickets in want.items():
+            check_eq(search_ids(srv, word), tickets, f"{word} after the upgrade")
+        conn = sqlite3.connect(srv.db, isolation_level=None)
+        left = conn.execute("SELECT count(*) FROM sqlite_schema "
+                            "WHERE name = 'message_search'").fetchone()[0]
+        version = conn.execute("SELECT value FROM meta "
+                               "WHERE key = 'schema_version'").fetchone()[0]
+        conn.close()
+        check_eq((left, int(version)), (0, 8), "migration 008 dropped the old table")
 
 
 def test_cursor_paging_stable_while_mail_arrives():
