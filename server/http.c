@@ -661,6 +661,15 @@ reply_preflight(ib_request *r)
 static void
 request_start(ib_request *r)
 {
+  if (g_atomic_int_get(&r->srv->draining)) {
+    /* Stopping: requests already running finish; new ones are turned away, and a
+     * provider retries them (on another node, or on this one once it is back). */
+    request_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+                        "inboxd is stopping; retry shortly");
+    request_add_header(r, "Retry-After", "5");
+    request_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    return;
+  }
   if (strcmp(r->method, "OPTIONS") == 0) {
     reply_preflight(r);
     return;
@@ -866,7 +875,6 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
   if (parse_listen(srv->cfg->listen, &addr, &v6, error_out) != 0)
     return IB_ERR_INVALID;
   srv->routes = routes;
-  srv->quiesced_fd = -1;
   pthread_mutex_init(&srv->active_lock, NULL);
   pthread_cond_init(&srv->active_cond, NULL);
   unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
@@ -895,13 +903,11 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
 void
 http_quiesce(ib_server *srv)
 {
-  /* The listening socket is ours now, but MHD's worker threads may still hold it in
-   * their epoll sets until the daemon stops: closing it here would let the number be
-   * reused by the next open() while MHD still acts on it. http_stop() closes it. */
-  if (srv->daemon && srv->quiesced_fd < 0) {
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    srv->quiesced_fd = fd == MHD_INVALID_SOCKET ? -1 : (int)fd;
-  }
+  /* Not MHD_quiesce_daemon(): with epoll and a worker pool it races the workers, which
+   * remove the listening socket from their epoll sets too, and MHD aborts the process
+   * when it loses ("Failed to remove listen FD from epoll set", seen in CI at SIGTERM).
+   * New requests are answered 503 instead (request_start) until http_stop(). */
+  g_atomic_int_set(&srv->draining, 1);
 }
 
 unsigned
@@ -930,9 +936,6 @@ http_stop(ib_server *srv)
   if (srv->daemon) {
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
-    if (srv->quiesced_fd >= 0)
-      close(srv->quiesced_fd);
-    srv->quiesced_fd = -1;
     pthread_mutex_destroy(&srv->active_lock);
     pthread_cond_destroy(&srv->active_cond);
   }

@@ -43,7 +43,9 @@ typedef struct route {
  * is in *PORT_OUT. */
 ib_status http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error_out);
 
-/* Stop accepting new connections (SIGTERM's first step). */
+/* Stop taking new requests (SIGTERM's first step): from now on each new request is
+ * answered 503 "shutting_down" with Retry-After and Connection: close, while those
+ * already running finish (http_drain). */
 void http_quiesce(ib_server *srv);
 
 /* Wait until no request is in flight or TIMEOUT_MS passed; returns the number still open. */

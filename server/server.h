@@ -33,7 +33,7 @@ struct ib_server {
   struct MHD_Daemon *daemon;
   const struct route *routes;
   unsigned port;
-  int quiesced_fd; /* the listening socket after http_quiesce(), closed by http_stop() */
+  int draining; /* atomic: http_quiesce() was called, new requests get 503 */
   pthread_mutex_t active_lock;
   pthread_cond_t active_cond;
   unsigned active; /* requests in flight */

@@ -199,5 +199,40 @@ def test_sigterm_checkpoints_the_wal():
     conn.close()
 
 
+def test_sigterm_finishes_requests_in_flight_and_turns_new_ones_away():
+    srv = Server().start()
+    try:
+        mail = make_mail(subject="sent while the server stops")
+        sock = srv.raw_socket()
+        sock.sendall(b"POST /inbound/raw HTTP/1.1\r\nHost: x\r\nContent-Type: message/rfc822\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(mail) + mail[:100])
+        time.sleep(0.3)  # the request is in flight: headers read, body half here
+        srv.proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        while "stopping" not in srv.log_text() and time.time() < deadline:
+            time.sleep(0.02)
+        # New requests, on new connections, are answered 503 while the old one runs.
+        for path in ("/healthz", "/api/tickets"):
+            r = srv.get(path)
+            check_eq((r.status, r.json()["error"]["code"]), (503, "shutting_down"), path)
+            check_eq(r.headers.get("retry-after"), "5")
+        sock.sendall(mail[100:])
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        sock.close()
+        check(reply.startswith(b"HTTP/1.1 200"), f"the request in flight finished: {reply[:200]!r}")
+        doc = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+        check_eq(srv.stop(), 0, "exit status after SIGTERM")
+        srv.start()
+        got = srv.get(f"/api/messages/{doc['message_id']}/raw")
+        check_eq((got.status, got.body), (200, mail), "stored byte for byte")
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
     run(globals())
