@@ -153,22 +153,46 @@ wait_unless_stopping(search_index *x, int64_t ms)
 
 /* ---- Catch-up ---------------------------------------------------------------------- */
 
-/* The ids up to UPTO of messages missing from the index, newest first. */
+static gint
+compare_desc(gconstpointer a, gconstpointer b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The ids up to UPTO of messages missing from the index, newest first. Message rows are
+ * large (the document is in the row), so ids are read from the compact messages_ticket
+ * index, never from the table; and when the index has as many rows as there are messages
+ * (messages are never deleted), nothing is missing and nothing more is read. */
 static ib_status
 missing_ids(ib_db *db, int64_t upto, GArray *ids)
 {
-  static const char sql[] = "SELECT id FROM messages WHERE id <= ?1 AND id NOT IN "
-                            "(SELECT id FROM search.message_search_docsize) ORDER BY id DESC";
-  sqlite3_stmt *st = db_stmt(db, sql);
+  static const char sql_count[] =
+      "SELECT (SELECT count(*) FROM messages INDEXED BY messages_ticket WHERE id <= ?1) - "
+      "(SELECT count(*) FROM search.message_search_docsize WHERE id <= ?1)";
+  static const char sql_missing[] =
+      "SELECT id FROM messages INDEXED BY messages_ticket WHERE id <= ?1 AND id NOT IN "
+      "(SELECT id FROM search.message_search_docsize WHERE id <= ?1)";
+  sqlite3_stmt *st = db_stmt(db, sql_count);
   if (!st)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, upto);
-  int rc;
+  int rc = sqlite3_step(st);
+  int64_t lacking = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW)
+    return db_status(rc);
+  if (lacking <= 0)
+    return IB_OK;
+  if (!(st = db_stmt(db, sql_missing)))
+    return IB_ERR_INTERNAL;
+  sqlite3_bind_int64(st, 1, upto);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(st, 0);
     g_array_append_val(ids, id);
   }
   sqlite3_reset(st);
+  g_array_sort(ids, compare_desc);
   return rc == SQLITE_DONE ? IB_OK : db_status(rc);
 }
 

@@ -158,6 +158,11 @@ def test_search_index_is_derived_and_rebuilt():
         index = srv.db + ".search"
         check(os.path.exists(index), "the index file is next to the database")
 
+        # An intact index is not scanned again at start.
+        srv.restart()
+        check_eq(search_ids(srv, "quokka"), want["quokka"])
+        check("missing from the search index" not in srv.log_text(), "no catch-up needed")
+
         # Lost index: deleted while the server is stopped.
         check_eq(srv.stop(), 0)
         for suffix in ("", "-wal", "-shm"):
