@@ -390,6 +390,13 @@ store_column_json_string(sqlite3_stmt *st, int i)
 }
 
 ib_status
+store_step_row(sqlite3_stmt *st)
+{
+  int step = sqlite3_step(st);
+  return step == SQLITE_ROW ? IB_OK : step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+}
+
+ib_status
 store_step_done(ib_db *db, sqlite3_stmt *st, const char *what)
 {
   int rc = sqlite3_step(st);
@@ -693,10 +700,7 @@ store_ticket_doc(ib_db *db, int64_t id, json_t **doc_out)
   if (!st)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW    ? IB_OK
-                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
-                                       : db_status(step);
+  ib_status rc = store_step_row(st);
   if (rc == IB_OK) {
     *doc_out = ticket_from_row(st);
     if (!*doc_out)
@@ -789,14 +793,13 @@ sqlite_ticket_thread(ib_store *s, int64_t id, json_t **doc_out, int64_t *version
   if (!db || read_begin(db) != IB_OK)
     return IB_ERR_STORAGE;
   ib_status rc = IB_ERR_INTERNAL;
+  int step;
   json_t *ticket = NULL, *messages = NULL;
   sqlite3_stmt *st = db_stmt(db, sql_ticket);
   if (!st)
     goto done;
   sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
-  if (step != SQLITE_ROW) {
-    rc = step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+  if ((rc = store_step_row(st)) != IB_OK) {
     sqlite3_reset(st);
     goto done;
   }
@@ -805,6 +808,7 @@ sqlite_ticket_thread(ib_store *s, int64_t id, json_t **doc_out, int64_t *version
     *version_out = sqlite3_column_int64(st, 9);
   sqlite3_reset(st);
 
+  rc = IB_ERR_INTERNAL;
   messages = json_array();
   st = db_stmt(db, sql_msgs);
   if (!st)
@@ -904,12 +908,10 @@ sqlite_update_ticket(ib_tx *tx, int64_t id, const char *status, const char *tags
   if (!st)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
+  ib_status found = store_step_row(st);
   sqlite3_reset(st);
-  if (step == SQLITE_DONE)
-    return IB_ERR_NOT_FOUND;
-  if (step != SQLITE_ROW)
-    return db_status(step);
+  if (found != IB_OK)
+    return found;
   st = db_stmt(tx->db, sql);
   if (!st)
     return IB_ERR_INTERNAL;
@@ -935,14 +937,11 @@ sqlite_message(ib_store *s, int64_t id, json_t **doc_out)
   sqlite3_stmt *st = db_stmt(db, sql);
   if (st) {
     sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
+    if ((rc = store_step_row(st)) == IB_OK) {
       GArray *ids = attachment_ids(db, id);
       *doc_out = message_from_row(s, st, ids);
       g_array_unref(ids);
       rc = *doc_out ? IB_OK : IB_ERR_INTERNAL;
-    } else {
-      rc = step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
     }
     sqlite3_reset(st);
   }
@@ -961,10 +960,7 @@ sqlite_raw_size(ib_store *s, int64_t message_id, uint64_t *size_out)
   if (!st)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, message_id);
-  int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW    ? IB_OK
-                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
-                                       : db_status(step);
+  ib_status rc = store_step_row(st);
   if (rc == IB_OK)
     *size_out = (uint64_t)sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
@@ -984,10 +980,7 @@ sqlite_attachment_info_get(ib_store *s, int64_t id, store_attachment_info *out)
   if (!st)
     return IB_ERR_INTERNAL;
   sqlite3_bind_int64(st, 1, id);
-  int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW    ? IB_OK
-                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
-                                       : db_status(step);
+  ib_status rc = store_step_row(st);
   if (rc == IB_OK) {
     out->size = (uint64_t)sqlite3_column_int64(st, 0);
     out->filename = g_strdup((const char *)sqlite3_column_text(st, 1));

@@ -29,6 +29,10 @@ void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *s);
 /* Column I as a JSON string, or null. New reference. */
 json_t *store_column_json_string(sqlite3_stmt *st, int i);
 
+/* Step ST expecting one row: IB_OK with the row current (the caller reads it, then
+ * resets ST), IB_ERR_NOT_FOUND when there is none, else the error's status. */
+ib_status store_step_row(sqlite3_stmt *st);
+
 /* Step ST expecting SQLITE_DONE, then reset it; log "cannot WHAT" and convert otherwise. */
 ib_status store_step_done(ib_db *db, sqlite3_stmt *st, const char *what);
 

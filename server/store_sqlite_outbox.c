@@ -328,10 +328,7 @@ delivery_doc(ib_db *db, const char *id, json_t **doc_out)
   if (!st)
     return IB_ERR_INTERNAL;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-  int step = sqlite3_step(st);
-  ib_status rc = step == SQLITE_ROW    ? IB_OK
-                 : step == SQLITE_DONE ? IB_ERR_NOT_FOUND
-                                       : db_status(step);
+  ib_status rc = store_step_row(st);
   if (rc == IB_OK && !(*doc_out = delivery_from_row(st)))
     rc = IB_ERR_NOMEM;
   sqlite3_reset(st);
@@ -361,10 +358,10 @@ sqlite_outbox_retry(ib_tx *tx, const char *id, int64_t now_ms, json_t **doc_out,
   if (!st)
     return IB_ERR_INTERNAL;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-  int step = sqlite3_step(st);
-  if (step != SQLITE_ROW) {
+  ib_status found = store_step_row(st);
+  if (found != IB_OK) {
     sqlite3_reset(st);
-    return step == SQLITE_DONE ? IB_ERR_NOT_FOUND : db_status(step);
+    return found;
   }
   int64_t seq = sqlite3_column_int64(st, 0);
   int64_t ticket_id = sqlite3_column_int64(st, 1);
