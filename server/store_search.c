@@ -228,6 +228,8 @@ rows_from_docs(ib_db *db, const GArray *ids, guint from, guint to, GPtrArray *ro
   return IB_OK;
 }
 
+static ib_status write_queue(search_index *x);
+
 /* Index every message up to x->catch_up_upto that the index lacks. Indexer thread. */
 static void
 catch_up(search_index *x)
@@ -253,6 +255,12 @@ catch_up(search_index *x)
     if (st == IB_OK)
       n += rows->len;
     g_ptr_array_unref(rows);
+    /* New mail keeps arriving during a long catch-up: index it between chunks, so the
+     * queue stays small and fresh messages are searchable at once. */
+    g_mutex_lock(&x->lock);
+    if (x->queue->len)
+      write_queue(x);
+    g_mutex_unlock(&x->lock);
   }
   if (st != IB_OK)
     log_warn("search index catch-up stopped after %u messages: %s (again at the next start)", n,
@@ -267,6 +275,44 @@ catch_up(search_index *x)
 }
 
 /* ---- The indexer thread ------------------------------------------------------------- */
+
+/* Write every queued row in one transaction. On failure the rows go back in front of the
+ * queue (unless that would pass SEARCH_QUEUE_MAX, or the index is stopping: then the next
+ * start indexes them). Called and returns with x->lock held. */
+static ib_status
+write_queue(search_index *x)
+{
+  GPtrArray *rows = x->queue;
+  x->queue = g_ptr_array_new_with_free_func(search_row_free);
+  int stopping = x->stopping;
+  g_mutex_unlock(&x->lock);
+  ib_status st = write_rows(x->db, rows);
+  g_mutex_lock(&x->lock);
+  if (st == IB_OK) {
+    x->done = ((search_row *)g_ptr_array_index(rows, rows->len - 1))->id;
+    if (x->failing)
+      log_info("the search index %s is written again", x->path);
+    x->failing = 0;
+    g_ptr_array_unref(rows);
+  } else {
+    if (!x->failing)
+      log_warn("cannot write the search index %s: %s (retrying; searches miss the newest "
+               "messages meanwhile)",
+               x->path, ib_status_str(st));
+    x->failing = 1;
+    if (rows->len + x->queue->len <= SEARCH_QUEUE_MAX && !stopping) {
+      g_ptr_array_extend_and_steal(rows, x->queue);
+      x->queue = rows;
+    } else {
+      if (!x->dropped)
+        log_warn("search index: %u rows dropped, indexed again at the next start", rows->len);
+      x->dropped = 1;
+      g_ptr_array_unref(rows);
+    }
+  }
+  g_cond_broadcast(&x->indexed);
+  return st;
+}
 
 static void *
 indexer_main(void *arg)
@@ -287,46 +333,14 @@ indexer_main(void *arg)
            g_cond_wait_until(&x->wake, &x->lock, gather_until)) {
     }
     x->urgent = 0;
-    GPtrArray *rows = x->queue;
-    x->queue = g_ptr_array_new_with_free_func(search_row_free);
-    int stopping = x->stopping;
-    g_mutex_unlock(&x->lock);
-
-    ib_status st = write_rows(x->db, rows);
-
-    g_mutex_lock(&x->lock);
-    if (st == IB_OK) {
-      const search_row *last = g_ptr_array_index(rows, rows->len - 1);
-      x->done = last->id;
-      if (x->failing)
-        log_info("the search index %s is written again", x->path);
-      x->failing = 0;
+    if (write_queue(x) == IB_OK) {
       backoff = 0;
-      g_ptr_array_unref(rows);
-    } else {
-      if (!x->failing)
-        log_warn("cannot write the search index %s: %s (retrying; searches miss the newest "
-                 "messages meanwhile)",
-                 x->path, ib_status_str(st));
-      x->failing = 1;
-      /* Put the rows back in front of what arrived meanwhile, unless there are too many. */
-      if (rows->len + x->queue->len <= SEARCH_QUEUE_MAX && !stopping) {
-        g_ptr_array_extend_and_steal(rows, x->queue);
-        x->queue = rows;
-      } else {
-        if (!x->dropped)
-          log_warn("search index: %u rows dropped, indexed again at the next start", rows->len);
-        x->dropped = 1;
-        g_ptr_array_unref(rows);
-      }
-      backoff = backoff ? MIN(backoff * 2, 5000) : 100;
+      continue;
     }
-    g_cond_broadcast(&x->indexed);
-    if (st != IB_OK) {
-      if (stopping)
-        break; /* the next start indexes what is left */
-      wait_unless_stopping(x, backoff);
-    }
+    if (x->stopping)
+      break; /* the next start indexes what is left */
+    backoff = backoff ? MIN(backoff * 2, 5000) : 100;
+    wait_unless_stopping(x, backoff);
   }
   g_mutex_unlock(&x->lock);
   return NULL;
