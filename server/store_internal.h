@@ -42,14 +42,6 @@ void store_search_text(const char *subject, const char *stripped_text, const cha
                        const char *from_name, const char *from_address, char **subject_out,
                        char **body_out, char **names_out);
 
-/* SQLite: one message's row of the full-text index. */
-typedef struct search_row {
-  int64_t id;
-  char *subject, *body, *names;
-} search_row;
-
-void search_row_free(gpointer p);
-
 typedef struct search_index search_index; /* store_search.c */
 
 typedef struct ib_db ib_db;     /* SQLite connection (db.h) */

@@ -9,6 +9,14 @@
  * NULL when it cannot be opened (logged). */
 ib_db *store_reader(ib_store *s);
 
+/* One message's row of the full-text index (text folded by store_prepare()). */
+typedef struct search_row {
+  int64_t id;
+  char *subject, *body, *names;
+} search_row;
+
+void search_row_free(gpointer p);
+
 /* store_search.c: the full-text index, in its own file "<db>.search", written by its own
  * thread. search_open() creates it and starts the thread (catching up with the main file
  * when s->search_catch_up); search_close() writes what is queued and stops it. */
