@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "fold.h"
 #include "server.h"
+#include "jsonout.h"
 
 /* ---- Helpers --------------------------------------------------------------------------- */
 
@@ -419,7 +420,7 @@ normalize_tags(ib_request *r, json_t *tags)
     if (!seen)
       json_array_append(out, tag);
   }
-  char *text = json_dumps(out, JSON_COMPACT);
+  char *text = jsonout_dumps(out, NULL);
   json_decref(out);
   char *copy = g_strdup(text);
   free(text);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "parse.h"
+#include "jsonout.h"
 
 static const char usage[] =
     "usage: inboxd parse [FILE...]\n"
@@ -38,7 +39,7 @@ parse_one(const char *name, const char *raw, size_t len, const mime_limits *limi
     return 1;
   }
   json_t *doc = ib_message_to_json(msg);
-  char *out = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  char *out = jsonout_dumps(doc, NULL);
   int rc = 0;
   if (out) {
     fputs(out, stdout);

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "hash.h"
 #include "log.h"
+#include "jsonout.h"
 
 #define RING_CAP 4096      /* recent events kept in memory */
 #define FETCH_PAGE 1000    /* events read from the store at a time */
@@ -141,8 +142,7 @@ complete_waiters(ib_feed *f, GPtrArray *ready)
     if (!a) {
       a = g_new0(answer, 1);
       json_t *doc = events_after(f, w->after, w->limit);
-      if (doc && (a->text = json_dumps(doc, JSON_COMPACT))) {
-        a->len = strlen(a->text);
+      if (doc && (a->text = jsonout_dumps(doc, &a->len))) {
         char sum[65];
         hash_sha256_hex(a->text, a->len, sum);
         g_snprintf(a->etag, sizeof a->etag, "\"%.32s\"", sum);
@@ -195,7 +195,7 @@ feed_long_poll(ib_feed *f, ib_request *r, int64_t after, int limit, int wait_s)
 static void
 append_event(GString *buf, json_t *ev)
 {
-  char *data = json_dumps(ev, JSON_COMPACT);
+  char *data = jsonout_dumps(ev, NULL);
   g_string_append_printf(buf, "id: %" G_GINT64_FORMAT "\nevent: %s\ndata: %s\n\n",
                          (gint64)event_seq(ev), json_string_value(json_object_get(ev, "type")),
                          data ? data : "{}");

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "jsonout.h"
 
 #define DEFAULT_CONCURRENCY 16
 #define WINDOW_FACTOR 4       /* claimed ahead: in flight + ready <= concurrency * this */
@@ -357,7 +358,7 @@ build_body(forwarder *fw, const outbox_delivery *d, int *transient_out)
   json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", d->id, "type", d->type, "created_at",
                           d->created_at, "ticket", ticket ? ticket : json_null(), "message",
                           message ? message : json_null());
-  char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  char *body = doc ? jsonout_dumps(doc, NULL) : NULL;
   json_decref(doc);
   return body;
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "server.h"
 #include "spool.h"
+#include "jsonout.h"
 
 #define MAX_PARAMS 4
 #define MAX_KEYS 2
@@ -263,14 +264,16 @@ reply_json_text(ib_request *r, unsigned status, char *text, size_t len, int owne
 void
 request_reply_json(ib_request *r, unsigned status, json_t *doc)
 {
-  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  size_t len = 0;
+  char *text = jsonout_dumps(doc, &len);
   json_decref(doc);
   if (!text) {
     text = strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"cannot encode the "
                   "response\"}}");
+    len = text ? strlen(text) : 0;
     status = MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
-  reply_json_text(r, status, text, strlen(text), 1, NULL);
+  reply_json_text(r, status, text, len, 1, NULL);
 }
 
 void

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "clock.h"
+#include "jsonout.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static log_level min_level = LOG_INFO;
@@ -27,7 +28,7 @@ log_msg(log_level level, const char *fmt, ...)
   char ts[40];
   clock_rfc3339(clock_now_ms(), ts, sizeof ts);
   json_t *line = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "msg", valid);
-  char *out = line ? json_dumps(line, JSON_COMPACT) : NULL;
+  char *out = line ? jsonout_dumps(line, NULL) : NULL;
   pthread_mutex_lock(&log_lock);
   FILE *f = log_file ? log_file : stderr;
   if (out) {

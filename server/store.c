@@ -10,6 +10,7 @@
 #include "fold.h"
 #include "log.h"
 #include "store_internal.h"
+#include "jsonout.h"
 
 /* ---- Writer thread ----------------------------------------------------------------- */
 static void
@@ -303,7 +304,7 @@ store_prepare(const ib_message *m)
     json_object_set_new(doc, "classification", json_null());
     json_object_set_new(doc, "thread_reason", json_null());
     json_object_set_new(doc, "created_at", json_null());
-    p->doc_text = json_dumps(doc, JSON_COMPACT);
+    p->doc_text = jsonout_dumps(doc, NULL);
     json_decref(doc);
   }
   store_search_text(m->subject, m->stripped_text, m->text, m->from ? m->from->name : NULL,

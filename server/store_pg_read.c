@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "log.h"
 #include "store_pg.h"
+#include "jsonout.h"
 
 /* ---- Documents -------------------------------------------------------------------------- */
 
@@ -539,7 +540,7 @@ pg_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int64_t 
              ticket_id);
     ticket = json_null();
   }
-  char *text = json_dumps(ticket, JSON_COMPACT | JSON_ENCODE_ANY);
+  char *text = jsonout_dumps(ticket, NULL);
   json_decref(ticket);
   if (!text)
     return IB_ERR_NOMEM;

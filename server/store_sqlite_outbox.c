@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "log.h"
 #include "store_sqlite.h"
+#include "jsonout.h"
 
 /* The store's per-event hook: one delivery row, in the event's transaction. ARG is the
  * skip mask. */
@@ -55,7 +56,7 @@ sqlite_outbox_on_event(void *arg, ib_tx *tx, int64_t seq, const char *type, int6
     goto done;
   }
   rc = IB_ERR_NOMEM;
-  if (!(ticket_text = json_dumps(ticket, JSON_COMPACT | JSON_ENCODE_ANY)))
+  if (!(ticket_text = jsonout_dumps(ticket, NULL)))
     goto done;
   if ((rc = outbox_new_delivery_id(id, sizeof id)) != IB_OK)
     goto done;

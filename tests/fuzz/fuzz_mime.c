@@ -1,9 +1,12 @@
 /* Fuzz the whole pure pipeline on raw bytes: MIME parse (GMime), reply stripping,
- * classification, and the JSON document, which must always encode. */
+ * classification, and the JSON document, which must always encode, and encode the same
+ * through inboxd's writer (jsonout) as through jansson's. */
 #include <glib.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "jsonout.h"
 #include "parse.h"
 
 int
@@ -24,11 +27,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   json_t *doc = ib_message_to_json(msg);
   if (!doc)
     abort(); /* every string must be valid UTF-8 by construction */
+  /* Strings go into jansson unchecked (message.c): the document must still be UTF-8
+   * (jansson's writer fails on anything else; jsonout copies bytes, so check it too). */
   char *text = json_dumps(doc, JSON_COMPACT);
-  /* Strings go into jansson unchecked (message.c): the document must still be UTF-8. */
-  if (!text || !g_utf8_validate(text, -1, NULL))
+  size_t len = 0;
+  char *fast = jsonout_dumps(doc, &len);
+  if (!text || !fast || strcmp(text, fast) != 0 || len != strlen(text) ||
+      !g_utf8_validate(fast, -1, NULL))
     abort();
   free(text);
+  free(fast);
   json_decref(doc);
   ib_message_free(msg);
   return 0;
