@@ -27,14 +27,15 @@ norm_ascii(const char *line, size_t len)
   gboolean blank = FALSE;
   for (size_t i = 0; i < len; i++) {
     char c = line[i];
-    if (g_ascii_isspace(c)) {
+    /* The characters g_unichar_isspace() calls space, as quote_norm_unicode() does. */
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
       blank = TRUE;
       continue;
     }
     if (blank && o > 0)
       out[o++] = ' ';
     blank = FALSE;
-    out[o++] = g_ascii_tolower(c);
+    out[o++] = c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
   }
   /* French puts a (no-break) space before the colon: "a écrit :". */
   if (o >= 2 && out[o - 1] == ':' && out[o - 2] == ' ') {
@@ -46,15 +47,8 @@ norm_ascii(const char *line, size_t len)
 }
 
 char *
-quote_norm(const char *line, gssize len)
+quote_norm_unicode(const char *line, gssize len)
 {
-  size_t n = len < 0 ? strlen(line) : (size_t)len;
-  gboolean ascii = TRUE;
-  for (size_t i = 0; i < n && ascii; i++)
-    ascii = (unsigned char)line[i] < 0x80 && line[i] != '\0';
-  if (ascii)
-    return norm_ascii(line, n);
-
   char *valid = g_utf8_make_valid(line, len);
   char *nfkc = g_utf8_normalize(valid, -1, G_NORMALIZE_ALL_COMPOSE);
   char *fold = g_utf8_casefold(nfkc ? nfkc : valid, -1);
@@ -85,6 +79,81 @@ quote_norm(const char *line, gssize len)
   g_free(nfkc);
   g_free(fold);
   return g_string_free(out, FALSE);
+}
+
+/* Whether C, wherever it stands, comes out of NFKC and case folding as its simple
+ * lowercase mapping (g_unichar_tolower), and is neither white space nor a combining mark
+ * (which NFKC would compose with the character before it): the letters of Latin-1 and
+ * Latin Extended-A (but ß, İ, ĳ, ŀ, ŉ, ſ, which fold or decompose to more), basic
+ * Cyrillic, and the dashes and quotation marks of typeset text. test_strip checks every
+ * character against quote_norm_unicode(). */
+static gboolean
+is_simple(gunichar c)
+{
+  if (c >= 0xC0 && c <= 0x17F)
+    return c != 0xDF && c != 0x130 && c != 0x132 && c != 0x133 && c != 0x13F && c != 0x140 &&
+           c != 0x149 && c != 0x17F;
+  return (c >= 0x400 && c <= 0x45F) || c == 0x2013 || c == 0x2014 || c == 0x2018 || c == 0x201C ||
+         c == 0x201D;
+}
+
+/* quote_norm() of a line whose every non-ASCII character is is_simple() or U+2019,
+ * without the three passes and copies of quote_norm_unicode(); NULL for any other line
+ * (invalid UTF-8 included), which then takes the long way. */
+static char *
+norm_simple(const char *line, size_t len)
+{
+  const char *end = line + len;
+  GString *out = g_string_sized_new(len);
+  gboolean blank = FALSE;
+  for (const char *p = line; p < end;) {
+    gunichar c = (unsigned char)*p;
+    if (c < 0x80) {
+      p++;
+    } else {
+      c = g_utf8_get_char_validated(p, end - p);
+      if (c == (gunichar)-1 || c == (gunichar)-2 || (c != 0x2019 && !is_simple(c))) {
+        g_string_free(out, TRUE);
+        return NULL;
+      }
+      p = g_utf8_next_char(p);
+    }
+    if (c == 0) {
+      g_string_free(out, TRUE);
+      return NULL;
+    }
+    /* What g_unichar_isspace() calls space among these characters (not \v: Unicode
+     * does not). */
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+      blank = TRUE;
+      continue;
+    }
+    if (blank && out->len > 0)
+      g_string_append_c(out, ' ');
+    blank = FALSE;
+    if (c < 0x80)
+      g_string_append_c(out, c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : (char)c);
+    else if (c == 0x2019)
+      g_string_append_c(out, '\'');
+    else
+      g_string_append_unichar(out, g_unichar_tolower(c));
+  }
+  if (out->len >= 2 && out->str[out->len - 1] == ':' && out->str[out->len - 2] == ' ')
+    g_string_erase(out, (gssize)out->len - 2, 1);
+  return g_string_free(out, FALSE);
+}
+
+char *
+quote_norm(const char *line, gssize len)
+{
+  size_t n = len < 0 ? strlen(line) : (size_t)len;
+  gboolean ascii = TRUE;
+  for (size_t i = 0; i < n && ascii; i++)
+    ascii = (unsigned char)line[i] < 0x80 && line[i] != '\0';
+  if (ascii)
+    return norm_ascii(line, n);
+  char *simple = norm_simple(line, n);
+  return simple ? simple : quote_norm_unicode(line, len);
 }
 
 static gboolean

@@ -19,6 +19,11 @@
  * never NULL. LINE is borrowed for the call. */
 char *quote_norm(const char *line, gssize len);
 
+/* The same as quote_norm(), always the long way (NFKC, case folding, then blanks):
+ * quote_norm() takes shortcuts for ASCII lines and for lines of common Latin and Cyrillic
+ * letters, and test_strip checks they agree with this one. New string (g_free). */
+char *quote_norm_unicode(const char *line, gssize len);
+
 /* Return TRUE when NORM is an attribution line that introduces a quote: anchored at
  * both ends in one of the supported languages ("on ... wrote:", "am ... schrieb ...:",
  * "le ... a écrit:", "... tarihinde ... şunu yazdı:", "在 ... 写道:", ...), short, and

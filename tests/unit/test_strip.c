@@ -426,11 +426,69 @@ test_large_body(void)
   g_string_free(html, TRUE);
 }
 
+/* quote_norm()'s shortcuts give what the long way gives: every character of the Basic
+ * Multilingual Plane (and a few beyond) in a few positions of a line, and every line of
+ * the corpus. */
+static int
+norm_agrees(const char *line)
+{
+  char *fast = quote_norm(line, -1), *slow = quote_norm_unicode(line, -1);
+  int same = strcmp(fast, slow) == 0;
+  check_count++;
+  if (!same) {
+    check_failures++;
+    fprintf(stderr, "quote_norm(\"%s\") = \"%s\", the long way \"%s\"\n", line, fast, slow);
+  }
+  g_free(fast);
+  g_free(slow);
+  return same;
+}
+
+static void
+test_norm_shortcuts(void)
+{
+  /* The character twice, between these: {before, between, after}. */
+  static const char *const shapes[][3] = {{"", "", ""},        {"Ab ", " cD ", ""},
+                                          {" x\t", "", "\f:"}, {"", " ", " :"},
+                                          {"É", "ß", ""},      {"ЖЖ", "\v", "\u00a0"}};
+  static const gunichar astral[] = {0x1F600, 0x10400, 0x1D400, 0x20000};
+  int failed = 0;
+  for (gunichar c = 1; c < 0x10000 + G_N_ELEMENTS(astral) && failed < 10; c++) {
+    gunichar u = c < 0x10000 ? c : astral[c - 0x10000];
+    if (u >= 0xD800 && u <= 0xDFFF)
+      continue;
+    char ch[8] = {0};
+    g_unichar_to_utf8(u, ch);
+    for (gsize i = 0; i < G_N_ELEMENTS(shapes); i++) {
+      char *line = g_strconcat(shapes[i][0], ch, shapes[i][1], ch, shapes[i][2], NULL);
+      failed += !norm_agrees(line);
+      g_free(line);
+    }
+  }
+  char *dir = corpus_dir();
+  GDir *d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  int lines = 0;
+  while (d && (name = g_dir_read_name(d)) != NULL) {
+    char *text = read_file(dir, name);
+    char **v = text ? g_strsplit_set(text, "\r\n", -1) : NULL;
+    for (gsize i = 0; v && v[i]; i++, lines++)
+      norm_agrees(v[i]);
+    g_strfreev(v);
+    g_free(text);
+  }
+  if (d)
+    g_dir_close(d);
+  g_free(dir);
+  CHECK(lines > 1000);
+}
+
 int
 main(void)
 {
   test_corpus();
   test_classifiers();
+  test_norm_shortcuts();
   test_text_edges();
   test_html_edges();
   test_message();
