@@ -3,6 +3,7 @@
 #include <glib.h>
 
 #include "log.h"
+#include "walvfs.h"
 
 struct ib_db {
   sqlite3 *handle;
@@ -40,13 +41,13 @@ finalize_stmt(gpointer p)
   sqlite3_finalize(p);
 }
 
-ib_status
-db_open(const char *path, int busy_ms, ib_db **db_out, char **error_out)
+static ib_status
+open_with(const char *path, const char *vfs, int busy_ms, ib_db **db_out, char **error_out)
 {
   *db_out = NULL;
   sqlite3 *h = NULL;
   int rc = sqlite3_open_v2(path, &h,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) {
     if (error_out)
       *error_out = g_strdup_printf("cannot open database %s: %s", path,
@@ -74,6 +75,18 @@ db_open(const char *path, int busy_ms, ib_db **db_out, char **error_out)
   }
   *db_out = db;
   return IB_OK;
+}
+
+ib_status
+db_open(const char *path, int busy_ms, ib_db **db_out, char **error_out)
+{
+  return open_with(path, NULL, busy_ms, db_out, error_out);
+}
+
+ib_status
+db_open_writer(const char *path, int busy_ms, ib_db **db_out, char **error_out)
+{
+  return open_with(path, walvfs_install() == 0 ? WALVFS_NAME : NULL, busy_ms, db_out, error_out);
 }
 
 void

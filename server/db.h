@@ -14,6 +14,11 @@ typedef struct ib_db ib_db;
  * release it with db_close(). On failure *ERROR_OUT (may be NULL) gets a new message. */
 ib_status db_open(const char *path, int busy_ms, ib_db **db_out, char **error_out);
 
+/* db_open() for the one connection that writes the main file: through walvfs (a commit's
+ * WAL frames in one write; see walvfs.h, which needs this synchronous=FULL), or through
+ * the default VFS when that cannot be registered. */
+ib_status db_open_writer(const char *path, int busy_ms, ib_db **db_out, char **error_out);
+
 /* Finalize the cached statements and close. NULL is a no-op. */
 void db_close(ib_db *db);
 

@@ -292,7 +292,7 @@ sqlite_open(ib_store *s, char **error_out)
   pthread_key_create(&s->reader_key, NULL);
   s->reader_key_made = 1;
 
-  ib_status st = db_open(s->path, s->busy_ms, &s->writer, error_out);
+  ib_status st = db_open_writer(s->path, s->busy_ms, &s->writer, error_out);
   if (st == IB_OK)
     st = migrate(s->writer, s->path, error_out);
   if (st == IB_OK)
