@@ -9,6 +9,36 @@
 
 #define SIG_HEX 16
 
+/* Lines about mail loops, at most one a second, each with the count of those left out:
+ * a bounce storm flags hundreds of messages a second (every one is still stored with
+ * loop_suspect set), and a line for each would flood the log from the writer's thread. */
+#define LOOP_LOG_INTERVAL_MS 1000
+
+static void
+log_loop(int64_t message_id, const char *sender, int count, int window_minutes)
+{
+  static GMutex lock;
+  static int64_t last_ms = -LOOP_LOG_INTERVAL_MS;
+  static unsigned skipped;
+  int64_t now = clock_mono_ms();
+  g_mutex_lock(&lock);
+  if (now - last_ms < LOOP_LOG_INTERVAL_MS) {
+    skipped++;
+    g_mutex_unlock(&lock);
+    return;
+  }
+  unsigned before = skipped;
+  skipped = 0;
+  last_ms = now;
+  g_mutex_unlock(&lock);
+  char more[64] = "";
+  if (before)
+    g_snprintf(more, sizeof more, "; %u more such messages since the last line", before);
+  log_warn("message %" G_GINT64_FORMAT " from %s: %d automatic messages in %d minutes, "
+           "not forwarded (mail loop?)%s",
+           message_id, sender, count, window_minutes, more);
+}
+
 char *
 thread_signature(const char *secret, int64_t ticket)
 {
@@ -313,9 +343,7 @@ thread_record(ib_tx *tx, const thread_options *opt, const ib_message *m, int64_t
       if ((st = store_flag_loop(tx, message_id)) != IB_OK)
         return st;
       *loop_out = 1;
-      log_warn("message %" G_GINT64_FORMAT " from %s: %d automatic messages in %d minutes, "
-               "not forwarded (mail loop?)",
-               message_id, sender, count, opt->auto_window_minutes);
+      log_loop(message_id, sender, count, opt->auto_window_minutes);
     }
   }
   return IB_OK;
