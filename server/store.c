@@ -290,6 +290,18 @@ make_snippet(const ib_message *m)
   return g_string_free(out, FALSE);
 }
 
+/* When STRIPPED is the start of BODY, store its length under KEY in DOC instead of a
+ * second copy of those bytes (store_doc_expand() undoes it). */
+static void
+store_prefix_once(json_t *doc, const char *key, const char *stripped, const char *body)
+{
+  if (!stripped || !body)
+    return;
+  size_t n = strlen(stripped);
+  if (strlen(body) >= n && memcmp(body, stripped, n) == 0)
+    json_object_set_new(doc, key, json_integer((json_int_t)n));
+}
+
 /* ---- Prepared messages (any thread) ------------------------------------------------------ */
 
 store_prepared *
@@ -304,6 +316,8 @@ store_prepare(const ib_message *m)
     json_object_set_new(doc, "classification", json_null());
     json_object_set_new(doc, "thread_reason", json_null());
     json_object_set_new(doc, "created_at", json_null());
+    store_prefix_once(doc, "stripped_text", m->stripped_text, m->text);
+    store_prefix_once(doc, "stripped_html", m->stripped_html, m->html);
     p->doc_text = jsonout_dumps(doc, NULL);
     json_decref(doc);
   }
@@ -311,6 +325,22 @@ store_prepare(const ib_message *m)
                     m->from ? m->from->address : NULL, &p->fts_subject, &p->fts_body,
                     &p->fts_names);
   return p;
+}
+
+void
+store_doc_expand(json_t *doc)
+{
+  static const char *const pairs[][2] = {{"stripped_text", "text"}, {"stripped_html", "html"}};
+  for (size_t i = 0; i < G_N_ELEMENTS(pairs); i++) {
+    json_t *len = json_object_get(doc, pairs[i][0]), *body = json_object_get(doc, pairs[i][1]);
+    if (!json_is_integer(len))
+      continue;
+    json_int_t n = json_integer_value(len);
+    json_t *prefix = NULL;
+    if (json_is_string(body) && n >= 0 && (size_t)n <= json_string_length(body))
+      prefix = json_stringn(json_string_value(body), (size_t)n);
+    json_object_set_new(doc, pairs[i][0], prefix ? prefix : json_null());
+  }
 }
 
 void

@@ -31,9 +31,17 @@ typedef struct job {
 struct store_prepared {
   char *envelope_key;
   char *snippet;
-  char *doc_text; /* the document without classification, thread_reason, created_at */
+  char *doc_text; /* the stored document: see store_doc_expand() */
   char *fts_subject, *fts_body, *fts_names;
 };
+
+/* Turn a stored document (DOC, borrowed, changed in place) back into the message's own.
+ * stripped_text / stripped_html are most often the start of text / html (a first message,
+ * a reply written above the quote): then the stored document holds their length in bytes
+ * instead of a second copy of the body, and this puts the string back. Older documents
+ * hold both strings and are left as they are. classification, thread_reason and
+ * created_at are stored as null: the read path fills them from their columns. */
+void store_doc_expand(json_t *doc);
 
 /* The folded text of one message for the full-text index: SUBJECT, the newly written
  * BODY (stripped text, else the text) and the sender's NAMES. New strings. Any thread;

@@ -63,6 +63,7 @@ message_from_row(ib_store *s, const PGresult *r, int i, const PGresult *att, int
   json_t *doc = json_loads(PQgetvalue(r, i, 2), 0, NULL);
   if (!doc)
     return NULL;
+  store_doc_expand(doc);
   json_object_set_new(doc, "classification", pg_json_string_at(r, i, 3));
   json_object_set_new(doc, "thread_reason", pg_json_string_at(r, i, 4));
   json_object_set_new(doc, "created_at", pg_json_string_at(r, i, 5));

@@ -722,6 +722,7 @@ message_from_row(ib_store *s, sqlite3_stmt *row, GArray *att_ids)
   json_t *doc = json_loads((const char *)sqlite3_column_text(row, 2), 0, NULL);
   if (!doc)
     return NULL;
+  store_doc_expand(doc);
   /* The fields only the writer knew (see store_prepare()). */
   json_object_set_new(doc, "classification", store_column_json_string(row, 3));
   json_object_set_new(doc, "thread_reason", store_column_json_string(row, 4));

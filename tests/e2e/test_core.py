@@ -17,7 +17,7 @@ from inboxd_test import (FIXTURES, DbLock, Server, all_fixture_emails, check, ch
 # Fields of the stored document that must equal what `inboxd parse` says of the same bytes.
 PARSED_FIELDS = ["message_id", "in_reply_to", "references", "subject", "date", "from", "to",
                  "cc", "reply_to", "text", "html", "headers", "parse_warnings",
-                 "stripped_text"]
+                 "stripped_text", "stripped_html"]
 
 
 def check_message_roundtrip(srv, path, data, reply):
@@ -69,6 +69,34 @@ def test_fixtures_roundtrip_across_restart():
             thread = srv.get_json(f"/api/tickets/{reply['ticket_id']}")
             validate_thread(thread)
             check(any(m["id"] == reply["message_id"] for m in thread["messages"]))
+
+
+def test_a_body_and_its_start_are_stored_once():
+    # What the sender newly wrote is most often the start of the text (a first message, a
+    # reply above the quote): the stored document then holds its length, not a second
+    # copy. Below the quote it is not the start, and both are stored.
+    top = ("Thanks, it arrived today." * 20 + "\n\nOn Mon, 6 Jan 2025 at 10:00, Support "
+           "<help@example.com> wrote:\n> We shipped it.\n> Best, Support\n")
+    below = ("On Mon, 6 Jan 2025 at 10:00, Support <help@example.com> wrote:\n"
+             "> We shipped it.\n> Best, Support\n\n" + "It never arrived." * 20 + "\n")
+    cases = [("Hello,\n\n" + "my order 4711 never arrived, please check. " * 40 + "\n", True),
+             (top, True), (below, False)]
+    with Server() as srv:
+        for body, prefix in cases:
+            r = srv.ingest(make_mail(subject="Order", body=body))
+            doc = srv.get_json(f"/api/messages/{r['message_id']}")
+            validate(doc, "message")
+            check_eq(doc["stripped_text"],
+                     parse_cli(make_mail(subject="x", body=body))["stripped_text"])
+            check_eq(doc["text"].startswith(doc["stripped_text"]), prefix)
+            check(len(doc["stripped_text"]) > 300, doc["stripped_text"])
+            [[stored]] = db_query(srv.db, f"SELECT doc FROM messages WHERE id = {r['message_id']}")
+            stored = json.loads(stored)
+            if prefix:
+                check_eq(stored["stripped_text"], len(doc["stripped_text"].encode()), "stored once")
+            else:
+                check_eq(stored["stripped_text"], doc["stripped_text"], "stored as it is")
+            check_eq(stored["text"], doc["text"])
 
 
 def test_ticket_fields_and_listing():
