@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "vfs_wrap.h"
 
 typedef enum { FAULT_NONE, FAULT_FULL, FAULT_FSYNC, FAULT_READONLY, FAULT_IOERR } fault_kind;
 
@@ -149,19 +150,9 @@ static int
 v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
 {
   fault_file *ff = (fault_file *)f;
-  ff->real = sqlite3_malloc(base_vfs->szOsFile);
-  if (!ff->real)
-    return SQLITE_NOMEM;
-  memset(ff->real, 0, (size_t)base_vfs->szOsFile);
-  int rc = base_vfs->xOpen(base_vfs, name, ff->real, flags, out_flags);
-  if (rc != SQLITE_OK) {
-    sqlite3_free(ff->real);
-    ff->real = NULL;
-    f->pMethods = NULL;
-    return rc;
-  }
-  f->pMethods = &fault_methods;
-  return SQLITE_OK;
+  int rc = vfs_wrap_open(base_vfs, name, flags, out_flags, &ff->real);
+  f->pMethods = rc == SQLITE_OK ? &fault_methods : NULL;
+  return rc;
 }
 
 static int

@@ -1,5 +1,6 @@
 /* walvfs.c: one write per commit for the writer's WAL (see walvfs.h). */
 #include "walvfs.h"
+#include "vfs_wrap.h"
 
 #include <glib.h>
 #include <sqlite3.h>
@@ -165,19 +166,9 @@ v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_
     return base_vfs->xOpen(base_vfs, name, f, flags, out_flags);
   wal_file *w = (wal_file *)f;
   memset(w, 0, sizeof *w);
-  w->real = sqlite3_malloc(base_vfs->szOsFile);
-  if (!w->real)
-    return SQLITE_NOMEM;
-  memset(w->real, 0, (size_t)base_vfs->szOsFile);
-  int rc = base_vfs->xOpen(base_vfs, name, w->real, flags, out_flags);
-  if (rc != SQLITE_OK) {
-    sqlite3_free(w->real);
-    w->real = NULL;
-    f->pMethods = NULL;
-    return rc;
-  }
-  f->pMethods = &wal_methods;
-  return SQLITE_OK;
+  int rc = vfs_wrap_open(base_vfs, name, flags, out_flags, &w->real);
+  f->pMethods = rc == SQLITE_OK ? &wal_methods : NULL;
+  return rc;
 }
 
 static gpointer
