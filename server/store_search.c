@@ -117,9 +117,9 @@ search_attach(ib_store *s, ib_db *db)
  * The "already indexed?" check is a statement of its own, and the insert a one-row
  * INSERT ... VALUES: an INSERT ... SELECT runs in a statement transaction, and FTS5 flushes
  * its pending terms to a new on-disk segment at every statement savepoint, i.e. once per
- * row; measured with callgrind (tests/bench/profile.py), that flush and the merging of
- * the one-row segments it leaves cost the indexer about 240,000 instructions per message.
- * Plain inserts keep the terms in memory until COMMIT: one segment per transaction. */
+ * row. Plain inserts keep the terms in memory until COMMIT: one segment per transaction,
+ * and half the indexer's work (callgrind, tests/bench/profile.py: 375,000 -> 183,000
+ * instructions per message). */
 static ib_status
 write_rows(ib_db *db, GPtrArray *rows)
 {
