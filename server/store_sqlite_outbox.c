@@ -454,42 +454,35 @@ sqlite_outbox_list(ib_store *store, const char *status, int limit, int oldest_fi
   return *doc_out ? IB_OK : IB_ERR_NOMEM;
 }
 
+/* One statement, so the counts come from one snapshot: counted one state at a time, a
+ * delivery the forwarder moved between the two counts was missed or counted twice. */
 ib_status
 sqlite_outbox_stats_get(ib_store *store, outbox_stats *out)
 {
-  static const char sql_count[] = "SELECT count(*), min(seq) FROM deliveries WHERE status = ?1";
-  static const char sql_created[] = "SELECT created_at FROM deliveries WHERE seq = ?1";
+  /* The oldest open delivery from each state's first index entry (min over an IN list
+   * would sort every open delivery). */
+  static const char sql[] =
+      "SELECT count(*) FILTER (WHERE status = 'pending'), "
+      "count(*) FILTER (WHERE status = 'delivering'), "
+      "(SELECT created_at FROM deliveries WHERE seq = (SELECT min(coalesce(p, d), coalesce(d, p)) "
+      "  FROM (SELECT (SELECT min(seq) FROM deliveries WHERE status = 'pending') AS p, "
+      "               (SELECT min(seq) FROM deliveries WHERE status = 'delivering') AS d))) "
+      "FROM deliveries WHERE status IN ('pending', 'delivering')";
   memset(out, 0, sizeof *out);
   ib_db *db = store_reader(store);
   if (!db)
     return IB_ERR_STORAGE;
-  static const char *const open_states[] = {"pending", "delivering"};
-  int64_t oldest = INT64_MAX;
-  for (size_t i = 0; i < G_N_ELEMENTS(open_states); i++) {
-    sqlite3_stmt *st = db_stmt(db, sql_count);
-    if (!st)
-      return IB_ERR_INTERNAL;
-    sqlite3_bind_text(st, 1, open_states[i], -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step != SQLITE_ROW) {
-      sqlite3_reset(st);
-      return db_status(step);
-    }
-    *(i == 0 ? &out->pending : &out->delivering) = sqlite3_column_int64(st, 0);
-    if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-      oldest = MIN(oldest, sqlite3_column_int64(st, 1));
-    sqlite3_reset(st);
-  }
-  if (oldest == INT64_MAX)
-    return IB_OK;
-  sqlite3_stmt *st = db_stmt(db, sql_created);
+  sqlite3_stmt *st = db_stmt(db, sql);
   if (!st)
     return IB_ERR_INTERNAL;
-  sqlite3_bind_int64(st, 1, oldest);
   int step = sqlite3_step(st);
-  if (step == SQLITE_ROW &&
-      clock_parse_rfc3339((const char *)sqlite3_column_text(st, 0), &out->oldest_open_ms) != 0)
-    out->oldest_open_ms = 0;
+  if (step == SQLITE_ROW) {
+    out->pending = sqlite3_column_int64(st, 0);
+    out->delivering = sqlite3_column_int64(st, 1);
+    if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
+        clock_parse_rfc3339((const char *)sqlite3_column_text(st, 2), &out->oldest_open_ms) != 0)
+      out->oldest_open_ms = 0;
+  }
   sqlite3_reset(st);
-  return step == SQLITE_ROW || step == SQLITE_DONE ? IB_OK : db_status(step);
+  return step == SQLITE_ROW ? IB_OK : db_status(step);
 }
