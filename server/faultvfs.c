@@ -44,33 +44,19 @@ current_fault(void)
   return k;
 }
 
-typedef struct fault_file {
-  sqlite3_file base; /* must be first */
-  sqlite3_file *real;
-} fault_file;
-
-static int
-f_close(sqlite3_file *f)
-{
-  fault_file *ff = (fault_file *)f;
-  int rc = ff->real->pMethods ? ff->real->pMethods->xClose(ff->real) : SQLITE_OK;
-  sqlite3_free(ff->real);
-  return rc;
-}
+/* A file is a vfs_wrap_file: the fault decides, then the wrapped file does the work. */
 
 static int
 f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 {
-  fault_file *ff = (fault_file *)f;
   if (current_fault() == FAULT_IOERR)
     return SQLITE_IOERR_READ;
-  return ff->real->pMethods->xRead(ff->real, buf, n, off);
+  return vfs_wrap_read(f, buf, n, off);
 }
 
 static int
 f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
-  fault_file *ff = (fault_file *)f;
   switch (current_fault()) {
   case FAULT_FULL:
     return SQLITE_FULL;
@@ -79,77 +65,43 @@ f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
   case FAULT_IOERR:
     return SQLITE_IOERR_WRITE;
   default:
-    return ff->real->pMethods->xWrite(ff->real, buf, n, off);
+    return vfs_wrap_write(f, buf, n, off);
   }
-}
-
-static int
-f_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-  fault_file *ff = (fault_file *)f;
-  return ff->real->pMethods->xTruncate(ff->real, size);
 }
 
 static int
 f_sync(sqlite3_file *f, int flags)
 {
-  fault_file *ff = (fault_file *)f;
   fault_kind k = current_fault();
   if (k == FAULT_FSYNC || k == FAULT_IOERR)
     return SQLITE_IOERR_FSYNC;
-  return ff->real->pMethods->xSync(ff->real, flags);
-}
-
-#define PASS(name, sig, args)                                                                      \
-  static int f_##name sig                                                                          \
-  {                                                                                                \
-    fault_file *ff = (fault_file *)f;                                                              \
-    return ff->real->pMethods->x##name args;                                                       \
-  }
-
-PASS(FileSize, (sqlite3_file * f, sqlite3_int64 *size), (ff->real, size))
-PASS(Lock, (sqlite3_file * f, int lock), (ff->real, lock))
-PASS(Unlock, (sqlite3_file * f, int lock), (ff->real, lock))
-PASS(CheckReservedLock, (sqlite3_file * f, int *out), (ff->real, out))
-PASS(FileControl, (sqlite3_file * f, int op, void *arg), (ff->real, op, arg))
-PASS(SectorSize, (sqlite3_file * f), (ff->real))
-PASS(DeviceCharacteristics, (sqlite3_file * f), (ff->real))
-PASS(ShmMap, (sqlite3_file * f, int pg, int sz, int ext, void volatile **pp),
-     (ff->real, pg, sz, ext, pp))
-PASS(ShmLock, (sqlite3_file * f, int off, int n, int flags), (ff->real, off, n, flags))
-PASS(ShmUnmap, (sqlite3_file * f, int del), (ff->real, del))
-
-static void
-f_ShmBarrier(sqlite3_file *f)
-{
-  fault_file *ff = (fault_file *)f;
-  ff->real->pMethods->xShmBarrier(ff->real);
+  return vfs_wrap_sync(f, flags);
 }
 
 static const sqlite3_io_methods fault_methods = {
     .iVersion = 2,
-    .xClose = f_close,
+    .xClose = vfs_wrap_close,
     .xRead = f_read,
     .xWrite = f_write,
-    .xTruncate = f_truncate,
+    .xTruncate = vfs_wrap_truncate,
     .xSync = f_sync,
-    .xFileSize = f_FileSize,
-    .xLock = f_Lock,
-    .xUnlock = f_Unlock,
-    .xCheckReservedLock = f_CheckReservedLock,
-    .xFileControl = f_FileControl,
-    .xSectorSize = f_SectorSize,
-    .xDeviceCharacteristics = f_DeviceCharacteristics,
-    .xShmMap = f_ShmMap,
-    .xShmLock = f_ShmLock,
-    .xShmBarrier = f_ShmBarrier,
-    .xShmUnmap = f_ShmUnmap,
+    .xFileSize = vfs_wrap_file_size,
+    .xLock = vfs_wrap_lock,
+    .xUnlock = vfs_wrap_unlock,
+    .xCheckReservedLock = vfs_wrap_check_reserved_lock,
+    .xFileControl = vfs_wrap_file_control,
+    .xSectorSize = vfs_wrap_sector_size,
+    .xDeviceCharacteristics = vfs_wrap_device_characteristics,
+    .xShmMap = vfs_wrap_shm_map,
+    .xShmLock = vfs_wrap_shm_lock,
+    .xShmBarrier = vfs_wrap_shm_barrier,
+    .xShmUnmap = vfs_wrap_shm_unmap,
 };
 
 static int
 v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
 {
-  fault_file *ff = (fault_file *)f;
+  vfs_wrap_file *ff = (vfs_wrap_file *)f;
   int rc = vfs_wrap_open(base_vfs, name, flags, out_flags, &ff->real);
   f->pMethods = rc == SQLITE_OK ? &fault_methods : NULL;
   return rc;
@@ -215,7 +167,7 @@ faultvfs_install(void)
   fault_path = g_strdup(path);
   fault_vfs = (sqlite3_vfs){
       .iVersion = 2,
-      .szOsFile = (int)sizeof(fault_file),
+      .szOsFile = (int)sizeof(vfs_wrap_file),
       .mxPathname = base_vfs->mxPathname,
       .zName = "inboxd-fault",
       .xOpen = v_open,

@@ -20,3 +20,105 @@ vfs_wrap_open(sqlite3_vfs *base, const char *name, int flags, int *out_flags,
   *real_out = real;
   return SQLITE_OK;
 }
+
+#define REAL(f) (((vfs_wrap_file *)(f))->real)
+
+int
+vfs_wrap_close(sqlite3_file *f)
+{
+  sqlite3_file *real = REAL(f);
+  int rc = real && real->pMethods ? real->pMethods->xClose(real) : SQLITE_OK;
+  sqlite3_free(real);
+  REAL(f) = NULL;
+  return rc;
+}
+
+int
+vfs_wrap_read(sqlite3_file *f, void *data, int n, sqlite3_int64 off)
+{
+  return REAL(f)->pMethods->xRead(REAL(f), data, n, off);
+}
+
+int
+vfs_wrap_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
+{
+  return REAL(f)->pMethods->xWrite(REAL(f), data, n, off);
+}
+
+int
+vfs_wrap_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+  return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+int
+vfs_wrap_sync(sqlite3_file *f, int flags)
+{
+  return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+int
+vfs_wrap_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+  return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+int
+vfs_wrap_lock(sqlite3_file *f, int lock)
+{
+  return REAL(f)->pMethods->xLock(REAL(f), lock);
+}
+
+int
+vfs_wrap_unlock(sqlite3_file *f, int lock)
+{
+  return REAL(f)->pMethods->xUnlock(REAL(f), lock);
+}
+
+int
+vfs_wrap_check_reserved_lock(sqlite3_file *f, int *out)
+{
+  return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+int
+vfs_wrap_file_control(sqlite3_file *f, int op, void *arg)
+{
+  return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+int
+vfs_wrap_sector_size(sqlite3_file *f)
+{
+  return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+int
+vfs_wrap_device_characteristics(sqlite3_file *f)
+{
+  return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+int
+vfs_wrap_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out)
+{
+  return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
+}
+
+int
+vfs_wrap_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+  return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+
+void
+vfs_wrap_shm_barrier(sqlite3_file *f)
+{
+  REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+int
+vfs_wrap_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+  return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+}

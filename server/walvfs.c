@@ -1,4 +1,13 @@
-/* walvfs.c: one write per commit for the writer's WAL (see walvfs.h). */
+/* walvfs.c: one write per commit for the writer's WAL (see walvfs.h).
+ *
+ * Two kinds of files are wrapped. The WAL (wal_file) buffers consecutive writes. Its
+ * database file (db_file) passes everything through, but before the connection releases
+ * the WAL's write lock (shared-memory lock 0, WAL_WRITE_LOCK in SQLite's wal.c) it writes
+ * out what the WAL still buffers. After a commit that is nothing (the commit's sync wrote
+ * it); after a rollback it is frames the transaction spilled before it was rolled back.
+ * SQLite would have written those at once, beyond the end of the log, under the lock: so
+ * must we, or a later flush, after another process committed frames at those offsets,
+ * would write dead frames over live ones. Every other file is the default VFS's own. */
 #include "walvfs.h"
 #include "vfs_wrap.h"
 
@@ -11,17 +20,40 @@
 /* The unix VFS's xWrite takes at most 128 KiB - 1 at a time (it masks the size to 17
  * bits, and reports the rest as a full disk), so the buffer is written in pieces. */
 #define WAL_WRITE_MAX (64 * 1024)
+/* The shared-memory lock slot of the WAL write lock (WAL_WRITE_LOCK in wal.c). */
+#define WAL_WRITE_LOCK_SLOT 0
 
 static sqlite3_vfs *base_vfs;
 static sqlite3_vfs wal_vfs;
 
-typedef struct wal_file {
-  sqlite3_file base;  /* must be first */
-  sqlite3_file *real; /* the default VFS's file (sqlite3_malloc) */
-  char *buf;          /* WAL_BUFFER_BYTES (g_malloc), or NULL until the first write */
-  size_t len;         /* bytes buffered, for the file at offset `off` */
+typedef struct wal_file wal_file;
+
+typedef struct db_file {
+  vfs_wrap_file w; /* must be first */
+  wal_file *wal;   /* its WAL while that is open, or NULL */
+} db_file;
+
+struct wal_file {
+  vfs_wrap_file w; /* must be first */
+  db_file *db;     /* its database file, or NULL */
+  int buffering;   /* 0: every call passes through (see v_open) */
+  char *buf;       /* WAL_BUFFER_BYTES (g_malloc), or NULL until the first write */
+  size_t len;      /* bytes buffered, for the file at offset `off` */
   sqlite3_int64 off;
-} wal_file;
+};
+
+static const sqlite3_io_methods db_methods, wal_methods;
+
+/* Write LEN bytes of DATA at OFF in pieces the wrapped file takes. */
+static int
+write_pieces(sqlite3_file *real, const char *data, size_t len, sqlite3_int64 off)
+{
+  int rc = SQLITE_OK;
+  for (size_t done = 0; done < len && rc == SQLITE_OK; done += WAL_WRITE_MAX)
+    rc = real->pMethods->xWrite(real, data + done, (int)MIN(len - done, WAL_WRITE_MAX),
+                                off + (sqlite3_int64)done);
+  return rc;
+}
 
 /* Write what is buffered. The buffer is emptied even when the write fails: SQLite treats
  * the failed call as a failed commit and writes those frames again if it retries. */
@@ -30,22 +62,21 @@ flush(wal_file *w)
 {
   if (!w->len)
     return SQLITE_OK;
-  int rc = SQLITE_OK;
-  for (size_t done = 0; done < w->len && rc == SQLITE_OK; done += WAL_WRITE_MAX) {
-    size_t n = MIN(w->len - done, WAL_WRITE_MAX);
-    rc = w->real->pMethods->xWrite(w->real, w->buf + done, (int)n, w->off + (sqlite3_int64)done);
-  }
+  int rc = write_pieces(w->w.real, w->buf, w->len, w->off);
   w->len = 0;
   return rc;
 }
+
+/* ---- The WAL ------------------------------------------------------------------------ */
 
 static int
 w_close(sqlite3_file *f)
 {
   wal_file *w = (wal_file *)f;
   int rc = flush(w);
-  int rc2 = w->real->pMethods ? w->real->pMethods->xClose(w->real) : SQLITE_OK;
-  sqlite3_free(w->real);
+  if (w->db)
+    w->db->wal = NULL;
+  int rc2 = vfs_wrap_close(f);
   g_free(w->buf);
   return rc != SQLITE_OK ? rc : rc2;
 }
@@ -54,6 +85,8 @@ static int
 w_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
 {
   wal_file *w = (wal_file *)f;
+  if (!w->buffering)
+    return vfs_wrap_write(f, data, n, off);
   if (w->len && off == w->off + (sqlite3_int64)w->len && w->len + (size_t)n <= WAL_BUFFER_BYTES) {
     memcpy(w->buf + w->len, data, (size_t)n);
     w->len += (size_t)n;
@@ -63,7 +96,7 @@ w_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
   if (rc != SQLITE_OK)
     return rc;
   if ((size_t)n > WAL_BUFFER_BYTES)
-    return w->real->pMethods->xWrite(w->real, data, n, off);
+    return write_pieces(w->w.real, data, (size_t)n, off);
   if (!w->buf)
     w->buf = g_malloc(WAL_BUFFER_BYTES);
   memcpy(w->buf, data, (size_t)n);
@@ -76,70 +109,29 @@ w_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
 static int
 w_read(sqlite3_file *f, void *data, int n, sqlite3_int64 off)
 {
-  wal_file *w = (wal_file *)f;
-  int rc = flush(w);
-  return rc != SQLITE_OK ? rc : w->real->pMethods->xRead(w->real, data, n, off);
+  int rc = flush((wal_file *)f);
+  return rc != SQLITE_OK ? rc : vfs_wrap_read(f, data, n, off);
 }
 
 static int
 w_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-  wal_file *w = (wal_file *)f;
-  int rc = flush(w);
-  return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
+  int rc = flush((wal_file *)f);
+  return rc != SQLITE_OK ? rc : vfs_wrap_truncate(f, size);
 }
 
 static int
 w_sync(sqlite3_file *f, int flags)
 {
-  wal_file *w = (wal_file *)f;
-  int rc = flush(w);
-  return rc != SQLITE_OK ? rc : w->real->pMethods->xSync(w->real, flags);
+  int rc = flush((wal_file *)f);
+  return rc != SQLITE_OK ? rc : vfs_wrap_sync(f, flags);
 }
 
 static int
 w_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
-  wal_file *w = (wal_file *)f;
-  int rc = flush(w);
-  return rc != SQLITE_OK ? rc : w->real->pMethods->xFileSize(w->real, size);
-}
-
-/* The rest is the real file's. */
-static int
-w_lock(sqlite3_file *f, int lock)
-{
-  return ((wal_file *)f)->real->pMethods->xLock(((wal_file *)f)->real, lock);
-}
-
-static int
-w_unlock(sqlite3_file *f, int lock)
-{
-  return ((wal_file *)f)->real->pMethods->xUnlock(((wal_file *)f)->real, lock);
-}
-
-static int
-w_check_reserved_lock(sqlite3_file *f, int *out)
-{
-  return ((wal_file *)f)->real->pMethods->xCheckReservedLock(((wal_file *)f)->real, out);
-}
-
-static int
-w_file_control(sqlite3_file *f, int op, void *arg)
-{
-  return ((wal_file *)f)->real->pMethods->xFileControl(((wal_file *)f)->real, op, arg);
-}
-
-static int
-w_sector_size(sqlite3_file *f)
-{
-  return ((wal_file *)f)->real->pMethods->xSectorSize(((wal_file *)f)->real);
-}
-
-static int
-w_device_characteristics(sqlite3_file *f)
-{
-  return ((wal_file *)f)->real->pMethods->xDeviceCharacteristics(((wal_file *)f)->real);
+  int rc = flush((wal_file *)f);
+  return rc != SQLITE_OK ? rc : vfs_wrap_file_size(f, size);
 }
 
 /* Version 1: a WAL file has no shared memory of its own (that is the database file's). */
@@ -151,24 +143,89 @@ static const sqlite3_io_methods wal_methods = {
     .xTruncate = w_truncate,
     .xSync = w_sync,
     .xFileSize = w_file_size,
-    .xLock = w_lock,
-    .xUnlock = w_unlock,
-    .xCheckReservedLock = w_check_reserved_lock,
-    .xFileControl = w_file_control,
-    .xSectorSize = w_sector_size,
-    .xDeviceCharacteristics = w_device_characteristics,
+    .xLock = vfs_wrap_lock,
+    .xUnlock = vfs_wrap_unlock,
+    .xCheckReservedLock = vfs_wrap_check_reserved_lock,
+    .xFileControl = vfs_wrap_file_control,
+    .xSectorSize = vfs_wrap_sector_size,
+    .xDeviceCharacteristics = vfs_wrap_device_characteristics,
 };
+
+/* ---- The database file -------------------------------------------------------------- */
+
+static int
+d_close(sqlite3_file *f)
+{
+  db_file *d = (db_file *)f;
+  if (d->wal)
+    d->wal->db = NULL;
+  return vfs_wrap_close(f);
+}
+
+static int
+d_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+  db_file *d = (db_file *)f;
+  if ((flags & SQLITE_SHM_UNLOCK) && d->wal && off <= WAL_WRITE_LOCK_SLOT &&
+      WAL_WRITE_LOCK_SLOT < off + n)
+    flush(d->wal); /* a failure has no caller to go to: the frames were dead anyway */
+  return vfs_wrap_shm_lock(f, off, n, flags);
+}
+
+/* Version 2: no xFetch/xUnfetch, so the writer reads the database without mmap (it has
+ * mmap_size 0 anyway). */
+static const sqlite3_io_methods db_methods = {
+    .iVersion = 2,
+    .xClose = d_close,
+    .xRead = vfs_wrap_read,
+    .xWrite = vfs_wrap_write,
+    .xTruncate = vfs_wrap_truncate,
+    .xSync = vfs_wrap_sync,
+    .xFileSize = vfs_wrap_file_size,
+    .xLock = vfs_wrap_lock,
+    .xUnlock = vfs_wrap_unlock,
+    .xCheckReservedLock = vfs_wrap_check_reserved_lock,
+    .xFileControl = vfs_wrap_file_control,
+    .xSectorSize = vfs_wrap_sector_size,
+    .xDeviceCharacteristics = vfs_wrap_device_characteristics,
+    .xShmMap = vfs_wrap_shm_map,
+    .xShmLock = d_shm_lock,
+    .xShmBarrier = vfs_wrap_shm_barrier,
+    .xShmUnmap = vfs_wrap_shm_unmap,
+};
+
+/* ---- The VFS ------------------------------------------------------------------------ */
 
 static int
 v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
 {
-  if (!(flags & SQLITE_OPEN_WAL))
+  if (!(flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)))
     return base_vfs->xOpen(base_vfs, name, f, flags, out_flags);
+  if (flags & SQLITE_OPEN_MAIN_DB) {
+    db_file *d = (db_file *)f;
+    memset(d, 0, sizeof *d);
+    int rc = vfs_wrap_open(base_vfs, name, flags, out_flags, &d->w.real);
+    f->pMethods = rc == SQLITE_OK ? &db_methods : NULL;
+    return rc;
+  }
   wal_file *w = (wal_file *)f;
   memset(w, 0, sizeof *w);
-  int rc = vfs_wrap_open(base_vfs, name, flags, out_flags, &w->real);
+  int rc = vfs_wrap_open(base_vfs, name, flags, out_flags, &w->w.real);
   f->pMethods = rc == SQLITE_OK ? &wal_methods : NULL;
-  return rc;
+  if (rc != SQLITE_OK)
+    return rc;
+  /* The database file this WAL belongs to (opened before it, through this VFS). Without
+   * SQLITE_IOCAP_POWERSAFE_OVERWRITE on it, SQLite pads a commit to a sector boundary and
+   * syncs in the middle of the commit's last frame, then writes the rest and publishes
+   * the commit with no sync after: buffering would hide that rest from readers. */
+  sqlite3_file *db = sqlite3_database_file_object(name);
+  if (db && db->pMethods == &db_methods) {
+    w->db = (db_file *)db;
+    w->db->wal = w;
+    w->buffering =
+        (db->pMethods->xDeviceCharacteristics(db) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+  }
+  return SQLITE_OK;
 }
 
 static gpointer
@@ -183,7 +240,7 @@ install(gpointer unused)
   wal_vfs = *base_vfs;
   wal_vfs.pNext = NULL;
   wal_vfs.zName = WALVFS_NAME;
-  wal_vfs.szOsFile = MAX(base_vfs->szOsFile, (int)sizeof(wal_file));
+  wal_vfs.szOsFile = MAX(base_vfs->szOsFile, (int)MAX(sizeof(wal_file), sizeof(db_file)));
   wal_vfs.xOpen = v_open;
   return GINT_TO_POINTER(sqlite3_vfs_register(&wal_vfs, 0) == SQLITE_OK ? 0 : -1);
 }

@@ -11,7 +11,12 @@
  * Only for connections with synchronous=FULL (inboxd's writer): there every commit syncs
  * the WAL before it is published to readers in the wal-index, so the buffer is always in
  * the file before another connection can look for those frames. With synchronous=NORMAL a
- * commit is published without a sync, and readers could look for frames still buffered. */
+ * commit is published without a sync, and readers could look for frames still buffered.
+ * Two more cases, from a review against SQLite's wal.c, are handled in walvfs.c: frames
+ * a rolled-back transaction spilled are written before the WAL write lock is released
+ * (another writer, such as `inboxd ingest`, may commit at those offsets next), and a
+ * database without SQLITE_IOCAP_POWERSAFE_OVERWRITE, whose commits end with bytes
+ * written after the sync, is not buffered at all. */
 #ifndef INBOXD_WALVFS_H
 #define INBOXD_WALVFS_H
 
