@@ -78,25 +78,7 @@ f_sync(sqlite3_file *f, int flags)
   return vfs_wrap_sync(f, flags);
 }
 
-static const sqlite3_io_methods fault_methods = {
-    .iVersion = 2,
-    .xClose = vfs_wrap_close,
-    .xRead = f_read,
-    .xWrite = f_write,
-    .xTruncate = vfs_wrap_truncate,
-    .xSync = f_sync,
-    .xFileSize = vfs_wrap_file_size,
-    .xLock = vfs_wrap_lock,
-    .xUnlock = vfs_wrap_unlock,
-    .xCheckReservedLock = vfs_wrap_check_reserved_lock,
-    .xFileControl = vfs_wrap_file_control,
-    .xSectorSize = vfs_wrap_sector_size,
-    .xDeviceCharacteristics = vfs_wrap_device_characteristics,
-    .xShmMap = vfs_wrap_shm_map,
-    .xShmLock = vfs_wrap_shm_lock,
-    .xShmBarrier = vfs_wrap_shm_barrier,
-    .xShmUnmap = vfs_wrap_shm_unmap,
-};
+static sqlite3_io_methods fault_methods; /* vfs_wrap_methods but read, write, sync */
 
 static int
 v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
@@ -165,6 +147,10 @@ faultvfs_install(void)
   if (!base_vfs)
     return -1;
   fault_path = g_strdup(path);
+  fault_methods = vfs_wrap_methods;
+  fault_methods.xRead = f_read;
+  fault_methods.xWrite = f_write;
+  fault_methods.xSync = f_sync;
   fault_vfs = (sqlite3_vfs){
       .iVersion = 2,
       .szOsFile = (int)sizeof(vfs_wrap_file),

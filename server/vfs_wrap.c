@@ -122,3 +122,23 @@ vfs_wrap_shm_unmap(sqlite3_file *f, int delete_flag)
 {
   return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
 }
+
+const sqlite3_io_methods vfs_wrap_methods = {
+    .iVersion = 2,
+    .xClose = vfs_wrap_close,
+    .xRead = vfs_wrap_read,
+    .xWrite = vfs_wrap_write,
+    .xTruncate = vfs_wrap_truncate,
+    .xSync = vfs_wrap_sync,
+    .xFileSize = vfs_wrap_file_size,
+    .xLock = vfs_wrap_lock,
+    .xUnlock = vfs_wrap_unlock,
+    .xCheckReservedLock = vfs_wrap_check_reserved_lock,
+    .xFileControl = vfs_wrap_file_control,
+    .xSectorSize = vfs_wrap_sector_size,
+    .xDeviceCharacteristics = vfs_wrap_device_characteristics,
+    .xShmMap = vfs_wrap_shm_map,
+    .xShmLock = vfs_wrap_shm_lock,
+    .xShmBarrier = vfs_wrap_shm_barrier,
+    .xShmUnmap = vfs_wrap_shm_unmap,
+};

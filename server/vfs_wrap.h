@@ -37,4 +37,7 @@ int vfs_wrap_shm_lock(sqlite3_file *f, int off, int n, int flags);
 void vfs_wrap_shm_barrier(sqlite3_file *f);
 int vfs_wrap_shm_unmap(sqlite3_file *f, int delete_flag);
 
+/* Every method above (version 2): copy it, then replace the methods a wrapper changes. */
+extern const sqlite3_io_methods vfs_wrap_methods;
+
 #endif

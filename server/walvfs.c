@@ -42,7 +42,10 @@ struct wal_file {
   sqlite3_int64 off;
 };
 
-static const sqlite3_io_methods db_methods, wal_methods;
+/* vfs_wrap_methods with what differs, filled by install(). The WAL's are version 1 (its
+ * shared memory is the database file's); the database file's version 2 (no
+ * xFetch/xUnfetch: the writer reads without mmap, as its mmap_size 0 says anyway). */
+static sqlite3_io_methods db_methods, wal_methods;
 
 /* Write LEN bytes of DATA at OFF in pieces the wrapped file takes. */
 static int
@@ -134,23 +137,6 @@ w_file_size(sqlite3_file *f, sqlite3_int64 *size)
   return rc != SQLITE_OK ? rc : vfs_wrap_file_size(f, size);
 }
 
-/* Version 1: a WAL file has no shared memory of its own (that is the database file's). */
-static const sqlite3_io_methods wal_methods = {
-    .iVersion = 1,
-    .xClose = w_close,
-    .xRead = w_read,
-    .xWrite = w_write,
-    .xTruncate = w_truncate,
-    .xSync = w_sync,
-    .xFileSize = w_file_size,
-    .xLock = vfs_wrap_lock,
-    .xUnlock = vfs_wrap_unlock,
-    .xCheckReservedLock = vfs_wrap_check_reserved_lock,
-    .xFileControl = vfs_wrap_file_control,
-    .xSectorSize = vfs_wrap_sector_size,
-    .xDeviceCharacteristics = vfs_wrap_device_characteristics,
-};
-
 /* ---- The database file -------------------------------------------------------------- */
 
 static int
@@ -171,28 +157,6 @@ d_shm_lock(sqlite3_file *f, int off, int n, int flags)
     flush(d->wal); /* a failure has no caller to go to: the frames were dead anyway */
   return vfs_wrap_shm_lock(f, off, n, flags);
 }
-
-/* Version 2: no xFetch/xUnfetch, so the writer reads the database without mmap (it has
- * mmap_size 0 anyway). */
-static const sqlite3_io_methods db_methods = {
-    .iVersion = 2,
-    .xClose = d_close,
-    .xRead = vfs_wrap_read,
-    .xWrite = vfs_wrap_write,
-    .xTruncate = vfs_wrap_truncate,
-    .xSync = vfs_wrap_sync,
-    .xFileSize = vfs_wrap_file_size,
-    .xLock = vfs_wrap_lock,
-    .xUnlock = vfs_wrap_unlock,
-    .xCheckReservedLock = vfs_wrap_check_reserved_lock,
-    .xFileControl = vfs_wrap_file_control,
-    .xSectorSize = vfs_wrap_sector_size,
-    .xDeviceCharacteristics = vfs_wrap_device_characteristics,
-    .xShmMap = vfs_wrap_shm_map,
-    .xShmLock = d_shm_lock,
-    .xShmBarrier = vfs_wrap_shm_barrier,
-    .xShmUnmap = vfs_wrap_shm_unmap,
-};
 
 /* ---- The VFS ------------------------------------------------------------------------ */
 
@@ -242,6 +206,17 @@ install(gpointer unused)
   wal_vfs.zName = WALVFS_NAME;
   wal_vfs.szOsFile = MAX(base_vfs->szOsFile, (int)MAX(sizeof(wal_file), sizeof(db_file)));
   wal_vfs.xOpen = v_open;
+  wal_methods = vfs_wrap_methods;
+  wal_methods.iVersion = 1;
+  wal_methods.xClose = w_close;
+  wal_methods.xRead = w_read;
+  wal_methods.xWrite = w_write;
+  wal_methods.xTruncate = w_truncate;
+  wal_methods.xSync = w_sync;
+  wal_methods.xFileSize = w_file_size;
+  db_methods = vfs_wrap_methods;
+  db_methods.xClose = d_close;
+  db_methods.xShmLock = d_shm_lock;
   return GINT_TO_POINTER(sqlite3_vfs_register(&wal_vfs, 0) == SQLITE_OK ? 0 : -1);
 }
 
