@@ -223,6 +223,7 @@ rows_from_docs(ib_db *db, const GArray *ids, guint from, guint to, GPtrArray *ro
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
       json_t *doc = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+      store_doc_expand(doc); /* stripped_text may be stored as its length */
       json_t *from_obj = json_object_get(doc, "from");
       search_row *r = g_new0(search_row, 1);
       r->id = g_array_index(ids, int64_t, i);

@@ -148,6 +148,14 @@ def test_search_index_is_derived_and_rebuilt():
             # Read your writes: each search right after its 2xx.
             check(t["ticket_id"] in search_ids(srv, word), f"{word} #{i} found at once")
             ids.setdefault(word, []).append(t["ticket_id"])
+        # Only what the sender wrote is indexed, not the history quoted below it.
+        reply = srv.ingest(make_mail(
+            subject="Re: delivery", frm="q@example.org",
+            body=("Thanks, the okapi arrived today.\n\nOn Mon, 6 Jan 2025 at 10:00, Support "
+                  "<help@example.com> wrote:\n> We shipped the wombat.\n")))
+        check_eq(search_ids(srv, "okapi"), [reply["ticket_id"]])
+        check_eq(search_ids(srv, "wombat"), [], "quoted history is not indexed")
+        ids["okapi"] = [reply["ticket_id"]]
         mail = make_mail(subject="Narwhal sighting", frm="cli@example.org")
         out = run_cli("ingest", "--db", srv.db, input=mail)
         check_eq(out.returncode, 0, out.stderr)
@@ -171,7 +179,8 @@ def test_search_index_is_derived_and_rebuilt():
         srv.start()
         for word, tickets in want.items():
             check_eq(search_ids(srv, word), tickets, f"{word} after the index was deleted")
-        check("indexing 61 messages missing from the search index" in srv.log_text(),
+        check_eq(search_ids(srv, "wombat"), [], "the rebuilt index holds what was written too")
+        check("indexing 62 messages missing from the search index" in srv.log_text(),
               "the catch-up is logged")
 
         # Upgrade from schema 7: the index lived in the main file.
