@@ -6,8 +6,8 @@
 
 #include "clock.h"
 #include "fold.h"
-#include "server.h"
 #include "jsonout.h"
+#include "server.h"
 
 /* ---- Helpers --------------------------------------------------------------------------- */
 

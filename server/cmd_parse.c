@@ -6,8 +6,8 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "parse.h"
 #include "jsonout.h"
+#include "parse.h"
 
 static const char usage[] =
     "usage: inboxd parse [FILE...]\n"

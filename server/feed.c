@@ -7,8 +7,8 @@
 
 #include "clock.h"
 #include "hash.h"
-#include "log.h"
 #include "jsonout.h"
+#include "log.h"
 
 #define RING_CAP 4096      /* recent events kept in memory */
 #define FETCH_PAGE 1000    /* events read from the store at a time */

@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "jsonout.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
-#include "jsonout.h"
 
 #define DEFAULT_CONCURRENCY 16
 #define WINDOW_FACTOR 4       /* claimed ahead: in flight + ready <= concurrency * this */

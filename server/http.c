@@ -13,10 +13,10 @@
 
 #include "clock.h"
 #include "hash.h"
+#include "jsonout.h"
 #include "log.h"
 #include "server.h"
 #include "spool.h"
-#include "jsonout.h"
 
 #define MAX_PARAMS 4
 #define MAX_KEYS 2

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "fold.h"
+#include "jsonout.h"
 #include "log.h"
 #include "store_internal.h"
-#include "jsonout.h"
 
 /* ---- Writer thread ----------------------------------------------------------------- */
 static void

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "clock.h"
+#include "jsonout.h"
 #include "log.h"
 #include "store_pg.h"
-#include "jsonout.h"
 
 /* ---- Documents -------------------------------------------------------------------------- */
 

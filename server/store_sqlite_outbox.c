@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "clock.h"
+#include "jsonout.h"
 #include "log.h"
 #include "store_sqlite.h"
-#include "jsonout.h"
 
 /* The store's per-event hook: one delivery row, in the event's transaction. ARG is the
  * skip mask. */

@@ -9,11 +9,12 @@
  * must we, or a later flush, after another process committed frames at those offsets,
  * would write dead frames over live ones. Every other file is the default VFS's own. */
 #include "walvfs.h"
-#include "vfs_wrap.h"
 
 #include <glib.h>
 #include <sqlite3.h>
 #include <string.h>
+
+#include "vfs_wrap.h"
 
 /* Larger runs of frames (a 20 MB attachment) go out in pieces of this size. */
 #define WAL_BUFFER_BYTES (1024 * 1024)
