@@ -59,6 +59,8 @@ writer_main(void *arg)
 
     s->ops->run_batch(s, batch);
     finish_jobs(s, batch);
+    if (s->ops->after_batch)
+      s->ops->after_batch(s);
   }
   g_ptr_array_unref(batch);
   return NULL;
@@ -195,6 +197,9 @@ store_open(const char *path, const store_options *opts, ib_store **store_out, ch
   s->attachment_dir =
       opts && opts->attachment_dir && *opts->attachment_dir ? g_strdup(opts->attachment_dir) : NULL;
   s->search_catch_up = opts && opts->search_catch_up;
+  s->checkpoint_frames = opts && opts->checkpoint_frames > 0 ? opts->checkpoint_frames : 2000;
+  s->wal_restart_frames =
+      opts && opts->wal_restart_frames > 0 ? opts->wal_restart_frames : 8 * s->checkpoint_frames;
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->listeners_lock, NULL);
   pthread_cond_init(&s->wake, NULL);

@@ -33,6 +33,10 @@ typedef struct store_options {
                                  full-text index (a crash between its commit and the
                                  message's, a deleted index file). The server sets it;
                                  `inboxd ingest`, one message per process, does not. */
+  int checkpoint_frames;      /* SQLite: checkpoint each time the WAL grows by this many
+                                 frames (default 2000) */
+  int wal_restart_frames;     /* SQLite: past this many frames the writer makes the WAL
+                                 start over (default 8 * checkpoint_frames) */
 } store_options;
 
 /* 1 when TARGET (a --db value) names a PostgreSQL database (postgresql:// or

@@ -87,6 +87,8 @@ typedef struct store_ops {
   /* Run BATCH (of job*) in one transaction, set each job's status, and call
    * store_notify_commit() after a commit that added events. Writer thread. */
   void (*run_batch)(ib_store *s, GPtrArray *batch);
+  /* Optional: housekeeping after a batch's jobs have been answered. Writer thread. */
+  void (*after_batch)(ib_store *s);
 
   /* Transaction operations: see store.h. */
   ib_status (*lock_message_ids)(ib_tx *tx, const ib_message *msg);
@@ -179,7 +181,13 @@ struct ib_store {
   GPtrArray *readers; /* of ib_db*, every open read connection */
   pthread_t checkpoint_thread;
   int checkpoint_started;
-  int checkpoint_wanted; /* under lock: the WAL grew past CHECKPOINT_FRAMES */
+  int checkpoint_frames;  /* store_options.checkpoint_frames */
+  int wal_restart_frames; /* store_options.wal_restart_frames */
+  int checkpoint_wanted;  /* under lock: the WAL grew by checkpoint_frames */
+  int checkpoint_running; /* under lock: the checkpoint thread is copying frames */
+  int checkpoint_done;    /* under lock: its last run copied every frame up to this one */
+  int wal_frames;         /* writer thread: frames in the WAL after the last commit */
+  int wal_asked_at;       /* writer thread: wal_frames when it last woke the checkpointer */
   pthread_cond_t checkpoint_wake;
   search_index *search; /* the full-text index, in a file of its own */
   int search_catch_up;  /* store_options.search_catch_up */
