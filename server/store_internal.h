@@ -181,13 +181,17 @@ struct ib_store {
   GPtrArray *readers; /* of ib_db*, every open read connection */
   pthread_t checkpoint_thread;
   int checkpoint_started;
-  int checkpoint_frames;  /* store_options.checkpoint_frames */
-  int wal_restart_frames; /* store_options.wal_restart_frames */
-  int checkpoint_wanted;  /* under lock: the WAL grew by checkpoint_frames */
-  int checkpoint_running; /* under lock: the checkpoint thread is copying frames */
-  int checkpoint_done;    /* under lock: its last run copied every frame up to this one */
-  int wal_frames;         /* writer thread: frames in the WAL after the last commit */
-  int wal_asked_at;       /* writer thread: wal_frames when it last woke the checkpointer */
+  int checkpoint_frames;   /* store_options.checkpoint_frames */
+  int wal_restart_frames;  /* store_options.wal_restart_frames */
+  ib_db *checkpointer;     /* the checkpoint thread's connection */
+  int checkpoint_wanted;   /* under lock: the WAL grew by checkpoint_frames */
+  int checkpoint_running;  /* under lock: the checkpoint thread is copying frames */
+  int checkpoint_done;     /* under lock: frames copied when its last run ended */
+  unsigned wal_generation; /* under lock: one more each time the WAL starts over */
+  int wal_frames;          /* writer thread: frames in the WAL after the last commit */
+  int wal_asked_at;        /* writer thread: wal_frames when it last woke the checkpointer */
+  int wal_restart_tried;   /* writer thread: wal_frames at its last catch-up that failed */
+  int wal_restart_tries;   /* writer thread: catch-ups that failed since the last restart */
   pthread_cond_t checkpoint_wake;
   search_index *search; /* the full-text index, in a file of its own */
   int search_catch_up;  /* store_options.search_catch_up */

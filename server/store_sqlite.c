@@ -222,28 +222,40 @@ sqlite_run_batch(ib_store *s, GPtrArray *batch)
  * then copied once per checkpoint instead of once per commit.
  *
  * SQLite starts the WAL over only when a write transaction begins with every frame
- * already copied, which never happens under a steady load: each commit adds frames while
- * the checkpoint copies older ones, and the WAL (and the index readers search it with)
- * grows without bound, hundreds of megabytes a minute. Past wal_restart_frames the
- * writer, once its batch is answered and the checkpoint thread's last run ended within
- * half a checkpoint of the end, copies the rest itself (one fsync of the database file:
- * the next batch waits for it), and its next transaction starts the WAL over. */
+ * already copied and no reader still using the WAL, which never happens under a steady
+ * load: each commit adds frames while the checkpoint copies older ones, and the WAL (and
+ * the index readers search it with) grows without bound, hundreds of megabytes a minute.
+ * Past wal_restart_frames the writer, once its batch is answered and the checkpoint
+ * thread's last run ended within half a checkpoint of the end, copies the rest itself
+ * and waits (WAL_RESTART_WAIT_MS at first) for the readers of older snapshots to finish,
+ * so that its next transaction starts the WAL over. */
+#define WAL_RESTART_WAIT_MS 10
 
 /* After a restart the WAL file keeps its size unless it outgrew this. */
 #define WAL_SIZE_LIMIT "134217728"
+
+/* The WAL starts over: what was counted in the old one no longer applies. Writer. */
+static void
+wal_started_over(ib_store *s)
+{
+  s->wal_frames = 0;
+  s->wal_asked_at = 0;
+  s->wal_restart_tried = 0;
+  s->wal_restart_tries = 0;
+  pthread_mutex_lock(&s->lock);
+  s->wal_generation++;
+  s->checkpoint_done = 0;
+  pthread_mutex_unlock(&s->lock);
+}
 
 static int
 wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
   ib_store *s = arg;
-  if (frames < s->wal_frames) { /* the WAL started over */
-    s->wal_asked_at = 0;
-    pthread_mutex_lock(&s->lock);
-    s->checkpoint_done = 0;
-    pthread_mutex_unlock(&s->lock);
-  }
+  if (frames < s->wal_frames)
+    wal_started_over(s); /* without the writer's catch-up: a checkpoint when idle */
   s->wal_frames = frames;
-  if (frames - s->wal_asked_at >= s->checkpoint_frames) {
+  if (frames - s->wal_asked_at >= s->checkpoint_frames && s->checkpoint_started) {
     s->wal_asked_at = frames;
     pthread_mutex_lock(&s->lock);
     s->checkpoint_wanted = 1;
@@ -256,23 +268,36 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 static void
 sqlite_after_batch(ib_store *s)
 {
-  if (s->wal_frames < s->wal_restart_frames || !s->checkpoint_started)
+  if (s->wal_frames < s->wal_restart_frames)
     return;
-  pthread_mutex_lock(&s->lock);
-  int near =
-      !s->checkpoint_running && s->wal_frames - s->checkpoint_done <= s->checkpoint_frames / 2;
-  pthread_mutex_unlock(&s->lock);
-  if (!near)
+  /* After a try that readers foiled, the next waits until the WAL grew a little. */
+  if (s->wal_restart_tried && s->wal_frames - s->wal_restart_tried < s->checkpoint_frames / 4)
     return;
-  int log_frames = 0, done_frames = 0;
-  int rc = sqlite3_wal_checkpoint_v2(db_handle(s->writer), "main", SQLITE_CHECKPOINT_PASSIVE,
-                                     &log_frames, &done_frames);
-  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-    log_warn("cannot checkpoint the WAL: %s", sqlite3_errmsg(db_handle(s->writer)));
-  else if (rc == SQLITE_OK && done_frames == log_frames) {
+  if (s->checkpoint_started) {
     pthread_mutex_lock(&s->lock);
-    s->checkpoint_done = log_frames;
+    /* Readers of older snapshots keep the checkpoint thread from copying the last
+     * frames: past twice the threshold, go ahead anyway (RESTART waits for them). */
+    int near =
+        !s->checkpoint_running && (s->wal_frames - s->checkpoint_done <= s->checkpoint_frames / 2 ||
+                                   s->wal_frames >= 2 * s->wal_restart_frames);
     pthread_mutex_unlock(&s->lock);
+    if (!near)
+      return;
+  } /* else no checkpoint thread: the writer copies the whole WAL */
+  /* Each try that readers foil waits twice as long as the one before (readers that
+   * never pause, each reading for milliseconds, would foil short waits for ever). */
+  int wait_ms = WAL_RESTART_WAIT_MS << MIN(s->wal_restart_tries, 5);
+  sqlite3 *h = db_handle(s->writer);
+  sqlite3_busy_timeout(h, wait_ms);
+  int rc = sqlite3_wal_checkpoint_v2(h, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+  sqlite3_busy_timeout(h, s->busy_ms);
+  if (rc == SQLITE_OK) {
+    wal_started_over(s); /* RESTART's promise: the next transaction starts it over */
+  } else {
+    s->wal_restart_tried = s->wal_frames;
+    s->wal_restart_tries++;
+    if (rc != SQLITE_BUSY)
+      log_warn("cannot checkpoint the WAL: %s", sqlite3_errmsg(h));
   }
 }
 
@@ -294,13 +319,9 @@ checkpoint_main(void *arg)
 {
   ib_store *s = arg;
   pthread_setname_np(pthread_self(), "wal-checkpoint");
-  ib_db *db = NULL;
-  char *err = NULL;
-  if (db_open(s->path, s->busy_ms, &db, &err) != IB_OK) {
-    log_error("checkpoints disabled: %s", err);
-    g_free(err);
-    return NULL;
-  }
+  ib_db *db = s->checkpointer;
+  int synced = 0; /* frames copied and synced in this generation of the WAL */
+  unsigned seen = 0;
   pthread_mutex_lock(&s->lock);
   for (;;) {
     while (!s->checkpoint_wanted && !s->stopping)
@@ -309,10 +330,15 @@ checkpoint_main(void *arg)
       break;
     s->checkpoint_wanted = 0;
     s->checkpoint_running = 1;
+    unsigned generation = s->wal_generation;
     pthread_mutex_unlock(&s->lock);
+    if (generation != seen) {
+      seen = generation;
+      synced = 0;
+    }
     /* A checkpoint that ends before the WAL's end (all of them under load) writes pages
-     * into the database file without syncing it: the one that reaches the end
-     * syncs them all, before the WAL may start over. That is the writer's catch-up, and
+     * into the database file without syncing it: the one that reaches the end syncs
+     * them all, before the WAL may start over. That is the writer's catch-up, and
      * syncing a whole WAL's worth there took 35-80 ms and slowed the commits meanwhile;
      * so each run syncs what it copied. Near the restart a run also copies (and syncs)
      * what the writer added meanwhile, while that is more than a few batches' worth: the
@@ -326,8 +352,10 @@ checkpoint_main(void *arg)
           log_warn("cannot checkpoint the WAL: %s", sqlite3_errmsg(db_handle(db)));
         break;
       }
-      if (done_frames > 0)
-        sync_database(db); /* nothing to write if this run reached the end */
+      if (done_frames > synced) {
+        sync_database(db);
+        synced = done_frames;
+      }
       if (log_frames + s->checkpoint_frames < s->wal_restart_frames ||
           (before >= 0 && log_frames - before <= s->checkpoint_frames / 8))
         break;
@@ -335,11 +363,11 @@ checkpoint_main(void *arg)
     }
     pthread_mutex_lock(&s->lock);
     s->checkpoint_running = 0;
-    if (rc == SQLITE_OK && done_frames == log_frames)
-      s->checkpoint_done = log_frames;
+    /* Not if the WAL started over meanwhile: these counts were the old one's. */
+    if (rc == SQLITE_OK && generation == s->wal_generation)
+      s->checkpoint_done = done_frames;
   }
   pthread_mutex_unlock(&s->lock);
-  db_close(db);
   return NULL;
 }
 
@@ -386,10 +414,20 @@ sqlite_open(ib_store *s, char **error_out)
   sqlite3_wal_autocheckpoint(db_handle(s->writer), 0);
   db_exec(s->writer, "PRAGMA journal_size_limit=" WAL_SIZE_LIMIT);
   sqlite3_wal_hook(db_handle(s->writer), wal_hook, s);
+  /* Without a checkpoint thread the writer checkpoints past wal_restart_frames. */
+  char *err = NULL;
+  if (db_open(s->path, s->busy_ms, &s->checkpointer, &err) != IB_OK) {
+    log_error("no checkpoint thread: %s", err);
+    g_free(err);
+    return IB_OK;
+  }
   pthread_cond_init(&s->checkpoint_wake, NULL);
   s->checkpoint_started = pthread_create(&s->checkpoint_thread, NULL, checkpoint_main, s) == 0;
-  if (!s->checkpoint_started)
+  if (!s->checkpoint_started) {
     pthread_cond_destroy(&s->checkpoint_wake);
+    db_close(s->checkpointer);
+    s->checkpointer = NULL;
+  }
   return IB_OK;
 }
 
@@ -404,6 +442,8 @@ sqlite_close(ib_store *s)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->checkpoint_thread, NULL);
     pthread_cond_destroy(&s->checkpoint_wake);
+    db_close(s->checkpointer);
+    s->checkpointer = NULL;
   }
   if (s->reader_key_made) {
     pthread_key_delete(s->reader_key);

@@ -1,7 +1,7 @@
-/* test_wal_restart: under a steady write load (the writer never idle) the SQLite WAL
- * keeps starting over instead of growing without bound, and nothing written is lost.
- * Small thresholds (store_options) make the cycle short; the server's defaults follow
- * the same code. */
+/* test_wal_restart: under a steady write load (the writer never idle) and readers
+ * reading back to back, the SQLite WAL keeps starting over instead of growing without
+ * bound, and nothing written is lost. Small thresholds (store_options) make the cycle
+ * short; the server's defaults follow the same code. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <sqlite3.h>
@@ -14,12 +14,14 @@
 #define CHECKPOINT_FRAMES 50
 #define RESTART_FRAMES 200
 #define THREADS 4
+#define READERS 2
 #define JOBS_PER_THREAD 400
 #define EVENTS_PER_JOB 20
 #define FRAME_BYTES (24 + 4096)
 
 static char *dir;
 static int64_t ticket_id;
+static gint readers_stop;
 
 static ib_status
 add_events_run(ib_tx *tx, void *arg)
@@ -41,6 +43,30 @@ writer_client(gpointer arg)
   for (int i = 0; i < JOBS_PER_THREAD; i++)
     failed += store_run(s, add_events_run, NULL) != IB_OK;
   return GINT_TO_POINTER(failed);
+}
+
+/* Short reads, one after the other, each its own snapshot: as the dashboard's API calls
+ * and the search indexer read while messages come in. Returns the number of reads. */
+static gpointer
+reader_client(gpointer arg)
+{
+  const char *path = arg;
+  sqlite3 *db = NULL;
+  sqlite3_stmt *q = NULL;
+  long reads = 0;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, "SELECT count(*), max(at) FROM events", -1, &q, NULL) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    while (!g_atomic_int_get(&readers_stop)) {
+      while (sqlite3_step(q) == SQLITE_ROW)
+        ;
+      sqlite3_reset(q);
+      reads++;
+    }
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return GSIZE_TO_POINTER(reads);
 }
 
 /* The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts
@@ -84,13 +110,18 @@ test_wal_starts_over_under_steady_load(void)
 
   /* Several clients, each waiting for its commit before the next: the writer always has
    * a job queued, so the checkpoint thread never finds the WAL idle. */
-  GThread *t[THREADS];
+  GThread *r[READERS], *t[THREADS];
+  for (int i = 0; i < READERS; i++)
+    r[i] = g_thread_new("reader", reader_client, path);
   for (int i = 0; i < THREADS; i++)
     t[i] = g_thread_new("client", writer_client, s);
   int failed = 0;
   for (int i = 0; i < THREADS; i++)
     failed += GPOINTER_TO_INT(g_thread_join(t[i]));
   CHECK_INT(failed, 0);
+  g_atomic_int_set(&readers_stop, 1);
+  for (int i = 0; i < READERS; i++)
+    CHECK(GPOINTER_TO_SIZE(g_thread_join(r[i])) > 0);
 
   /* Before the store closes (its close checkpoints and removes the WAL). The file never
    * shrinks, so its size is the largest the WAL was; it must hold a few checkpoints'
@@ -99,8 +130,8 @@ test_wal_starts_over_under_steady_load(void)
   CHECK_INT(g_stat(wal, &st), 0);
   long frames = (long)(st.st_size - 32) / FRAME_BYTES;
   fprintf(stderr, "WAL: %ld frames at most, started over %ld times\n", frames, wal_restarts(wal));
-  CHECK(frames <= 3 * RESTART_FRAMES);
-  CHECK(wal_restarts(wal) >= 5);
+  CHECK(frames <= 5 * RESTART_FRAMES);
+  CHECK(wal_restarts(wal) >= 3);
 
   /* Every event is there, and the database is sound. */
   CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
