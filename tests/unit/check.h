@@ -3,6 +3,8 @@
 #ifndef INBOXD_CHECK_H
 #define INBOXD_CHECK_H
 
+#include <glib.h>
+#include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +41,26 @@ static int check_count;
       fprintf(stderr, "%s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #got, g_, w_); \
     }                                                                                    \
   } while (0)
+
+/* Remove DIR (a g_dir_make_tmp directory of plain files) when every check passed, so a
+ * failed run leaves its files to look at; frees DIR either way. */
+static inline void
+check_remove_dir(char *dir)
+{
+  if (check_failures == 0) {
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+      char *p = g_build_filename(dir, name, NULL);
+      g_unlink(p);
+      g_free(p);
+    }
+    if (d)
+      g_dir_close(d);
+    g_rmdir(dir);
+  }
+  g_free(dir);
+}
 
 static inline int
 check_done(void)

@@ -158,18 +158,6 @@ main(void)
 {
   dir = g_dir_make_tmp("inboxd-wal-XXXXXX", NULL);
   test_wal_starts_over_under_steady_load();
-  if (check_failures == 0) {
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-      char *p = g_build_filename(dir, name, NULL);
-      g_unlink(p);
-      g_free(p);
-    }
-    if (d)
-      g_dir_close(d);
-    g_rmdir(dir);
-  }
-  g_free(dir);
+  check_remove_dir(dir);
   return check_done();
 }
