@@ -5,7 +5,8 @@
 set -eu
 
 BUILD="build-essential cmake pkg-config libgmime-3.0-dev libmicrohttpd-dev libjansson-dev
-libsqlite3-dev libpq-dev libcurl4-openssl-dev libglib2.0-dev libxml2-dev libytnef0-dev libssl-dev"
+libsqlite3-dev libpq-dev libcurl4-openssl-dev libglib2.0-dev libxml2-dev libytnef0-dev libssl-dev
+libmimalloc-dev"
 # postgresql: the e2e_pg tests start a throw-away server of their own (tests/pg/start.sh).
 TEST="python3 python3-jsonschema clang libclang-rt-14-dev llvm openssl sqlite3 curl
 valgrind procps chromium fonts-dejavu-core postgresql postgresql-client"

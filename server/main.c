@@ -1,5 +1,8 @@
 /* main.c: the inboxd executable dispatches to its subcommands (cli.h). */
 #include <curl/curl.h>
+#ifdef INBOXD_HAVE_MIMALLOC
+#include <mimalloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +28,12 @@ main(int argc, char **argv)
   }
   if (strcmp(argv[1], "--version") == 0) {
     printf("inboxd %s\n", INBOXD_VERSION);
+#ifdef INBOXD_HAVE_MIMALLOC
+    int v = mi_version();
+    printf("allocator: mimalloc %d.%d.%d\n", v / 100, v / 10 % 10, v % 10);
+#else
+    printf("allocator: libc malloc\n");
+#endif
     return 0;
   }
   int rc;
