@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dsn.h"
+#include "fold.h"
 #include "html2text.h"
 #include "subject.h"
 
@@ -111,7 +112,7 @@ body_load(const ib_message *msg, body *b)
   /* One copy cut into lines in place, and one array of pointers: no allocation per line.
    * (g_strsplit would also call strstr once per line, which sanitizer builds make
    * quadratic: their strstr measures the whole rest of the text each time.) */
-  b->lower = g_ascii_strdown(b->text, -1);
+  b->lower = fold_ascii_lower(b->text, strlen(b->text));
   b->split = g_strdup(b->text);
   guint count = 1;
   for (const char *p = b->split; *p; p++)

@@ -22,15 +22,30 @@ static const struct {
 };
 
 char *
+fold_ascii_lower(const char *s, size_t len)
+{
+  /* A plain loop the compiler vectorizes: g_ascii_strdown calls a function per byte. */
+  char *out = g_malloc(len + 1);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    out[i] = (char)((unsigned)(c - 'A') < 26u ? c | 0x20 : c);
+  }
+  out[len] = '\0';
+  return out;
+}
+
+char *
 fold_text(const char *text)
 {
   if (!text)
     return g_strdup("");
-  const char *p = text;
-  while (*p && (unsigned char)*p < 0x80)
-    p++;
-  if (!*p) /* ASCII: case folding is tolower, and no letter needs mapping */
-    return g_ascii_strdown(text, -1);
+  size_t len = strlen(text);
+  unsigned char high = 0;
+  for (size_t i = 0; i < len; i++)
+    high |= (unsigned char)text[i];
+  if (high < 0x80) /* ASCII: case folding is tolower, and no letter needs mapping */
+    return fold_ascii_lower(text, len);
+  const char *p;
   char *valid = g_utf8_make_valid(text, -1);
   GString *mapped = g_string_sized_new(strlen(valid));
   for (p = valid; *p; p = g_utf8_next_char(p)) {
