@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Ticket list latency with filters (GET /api/tickets?status=&customer=): stores
+--messages unique 5 KB messages (the benchmark's 5 KB mix: a few customers with many
+tickets each), then times each filter --rounds times on one keep-alive connection and
+prints the medians. A status or a customer that few tickets have is the case an index
+must serve: without one, the list scans every ticket. Not a test: it reports figures.
+
+Usage (after tests/bench/run.sh has built build-bench/):
+  tests/bench/list_latency.py [--messages 50000] [--rounds 15] [--build build-bench]
+"""
+import argparse
+import http.client
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gen  # noqa: E402
+from bench import Server  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=50000)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--build", default=str(HERE.parents[1] / "build-bench"))
+    ap.add_argument("--inboxd", help="the server binary (default: BUILD/inboxd), for an A/B")
+    a = ap.parse_args()
+    build = Path(a.build)
+    tmp = Path(tempfile.mkdtemp(prefix="inboxd-list-"))
+    s = None
+    try:
+        tpl = []
+        for i, m in enumerate(gen.templates(HERE.parents[1], 5120)):
+            p = tmp / f"t{i}.eml"
+            p.write_bytes(m.encode("utf-8", "surrogateescape"))
+            tpl.append(str(p))
+        s = Server("inboxd", [a.inboxd or str(build / "inboxd"), "serve", "--listen", "127.0.0.1:0",
+                              "--db", str(tmp / "inboxd.db")], tmp)
+        subprocess.run([str(build / "tests/bench/bench_load"), "--port", str(s.port),
+                        "--conns", "32", "--requests", str(a.messages)] + tpl,
+                       check=True, capture_output=True)
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+
+        def get(path):
+            t0 = time.perf_counter()
+            c.request("GET", path)
+            r = c.getresponse()
+            doc = json.loads(r.read())
+            if r.status != 200:
+                sys.exit(f"{path}: {r.status} {doc}")
+            return (time.perf_counter() - t0) * 1000, doc
+
+        every = get("/api/tickets?limit=1")[1]["tickets"]
+        busy = every[0]["customer"]["address"]
+        tickets = []
+        page = get("/api/tickets?limit=200")[1]
+        while True:
+            tickets += page["tickets"]
+            if not page["next_cursor"]:
+                break
+            page = get(f"/api/tickets?limit=200&cursor={page['next_cursor']}")[1]
+        of_busy = [t for t in tickets if t["customer"]["address"] == busy]
+        # The busy customer's oldest ticket goes to "pending": the rare status.
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH",
+                            "-H", "Content-Type: application/json", "-d", '{"status":"pending"}',
+                            f"http://127.0.0.1:{s.port}/api/tickets/{of_busy[-1]['id']}"],
+                           capture_output=True, text=True)
+        if r.stdout != "200":
+            sys.exit(f"PATCH: {r.stdout}")
+        # A customer with three tickets, the usual case for a person.
+        for i in range(3):
+            mail = (f"From: Rare <rare@example.org>\r\nTo: help@example.com\r\n"
+                    f"Subject: rare {i}\r\nMessage-ID: <rare{i}.{time.time_ns()}@example.org>"
+                    f"\r\n\r\nhello\r\n").encode()
+            c.request("POST", "/inbound/raw", body=mail, headers={"Content-Type": "message/rfc822"})
+            r = c.getresponse()
+            r.read()
+            if r.status not in (200, 201):
+                sys.exit(f"ingest: {r.status}")
+        rows = [("no filter", ""), ("status=open (most tickets)", "status=open"),
+                ("status=pending (one ticket)", "status=pending"),
+                (f"customer with {len(of_busy):,} tickets", f"customer={quote(busy)}"),
+                ("customer with 3 tickets", "customer=rare%40example.org"),
+                ("customer with no ticket", "customer=nobody%40example.invalid"),
+                ("status=pending + that customer", f"status=pending&customer={quote(busy)}")]
+        print(f"{len(tickets):,} tickets from {a.messages:,} messages; medians of {a.rounds}, "
+              "limit=50, one keep-alive connection\n")
+        print("| filter | median | p90 | tickets returned |")
+        print("| --- | --- | --- | --- |")
+        for label, query in rows:
+            times, n = [], 0
+            for _ in range(a.rounds):
+                ms, doc = get(f"/api/tickets?limit=50&{query}")
+                times.append(ms)
+                n = len(doc["tickets"])
+            times.sort()
+            print(f"| {label} | {statistics.median(times):.2f} ms | "
+                  f"{times[int(0.9 * (len(times) - 1))]:.2f} ms | {n} |")
+    finally:
+        if s:
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
