@@ -961,11 +961,13 @@ done:
  * plans a statement once, and with "?1 IS NULL OR t.status = ?1" that plan scans every
  * ticket in activity order, however few have the status or the customer asked for. The
  * page of ids is picked first, so the rows sorted for a customer with many tickets are
- * ids, and only the page's rows are read in full and joined with their last message. */
+ * ids, and only the page's rows are read in full and joined with their last message. The
+ * cursor is a row value, which SQLite reads as a range of the activity indexes: a page
+ * deep in the list costs what the first one does. */
 #define LIST_TICKETS_SQL(FILTERS)                                                                  \
   "SELECT " TICKET_COLUMNS " FROM ("                                                               \
   "SELECT t.id FROM tickets t WHERE " FILTERS " "                                                  \
-  "AND (?3 IS NULL OR t.updated_at < ?3 OR (t.updated_at = ?3 AND t.id < ?4)) "                    \
+  "AND (t.updated_at, t.id) < (?3, ?4) "                                                           \
   "AND (?6 IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE id IN "                        \
   "     (SELECT rowid FROM search.message_search WHERE message_search MATCH ?6))) "                \
   "AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE json_each.value = ?7)) "       \
@@ -1030,10 +1032,10 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
     return IB_ERR_INTERNAL;
   store_bind_text_or_null(st, 1, q->status);
   store_bind_text_or_null(st, 2, q->customer);
-  if (q->has_cursor) {
-    sqlite3_bind_text(st, 3, q->cursor_updated_at, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, q->cursor_id);
-  }
+  /* No cursor: one past every ticket (timestamps are ISO 8601 text). */
+  sqlite3_bind_text(st, 3, q->has_cursor ? q->cursor_updated_at : "9999-12-31T23:59:59.999Z", -1,
+                    SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, q->has_cursor ? q->cursor_id : INT64_MAX);
   /* One row more than asked tells whether there is a next page. */
   sqlite3_bind_int(st, 5, q->limit + 1);
   store_bind_text_or_null(st, 6, q->fts_query);
