@@ -989,9 +989,9 @@ customer_index_leads(ib_db *db, const char *customer, int page)
   static const char sql_count[] = "SELECT count(*) FROM (SELECT 1 FROM tickets "
                                   "WHERE customer_address = ?1 COLLATE NOCASE LIMIT ?2)";
   sqlite3_stmt *st = db_stmt(db, sql_total);
-  if (!st || sqlite3_step(st) != SQLITE_ROW)
+  if (!st)
     return 1;
-  double total = (double)sqlite3_column_int64(st, 0);
+  double total = sqlite3_step(st) == SQLITE_ROW ? (double)sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
   int64_t bound = (int64_t)sqrt((double)page * total) + 1;
   if (!(st = db_stmt(db, sql_count)))
