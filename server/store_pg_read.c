@@ -217,8 +217,7 @@ pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int 
       "LEFT JOIN messages m ON m.id = t.last_message_id "
       "WHERE ($1::text IS NULL OR t.status = $1::text) "
       "AND ($2::text IS NULL OR lower(t.customer_address) = lower($2::text)) "
-      "AND ($3::text IS NULL OR t.updated_at < $3::text "
-      "     OR (t.updated_at = $3::text AND t.id < $4::bigint)) "
+      "AND (t.updated_at, t.id) < ($3::text, $4::bigint) "
       "AND ($6::text IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE search @@ "
       "     to_tsquery('simple', inboxd_unaccent($6::text)))) "
       "AND ($7::text IS NULL OR t.tags::jsonb ? $7::text) "
@@ -239,8 +238,11 @@ pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int 
   pg_params p = {0};
   pg_text(&p, q->status);
   pg_text(&p, q->customer);
-  pg_text(&p, q->has_cursor ? q->cursor_updated_at : NULL);
-  pg_int(&p, q->has_cursor ? q->cursor_id : 0);
+  /* The cursor as a row value is a range of tickets_activity (the OR of the two
+   * comparisons was a filter: a page 24,000 tickets deep read all of them first). No
+   * cursor: one past every ticket (timestamps are ISO 8601 text). */
+  pg_text(&p, q->has_cursor ? q->cursor_updated_at : "9999-12-31T23:59:59.999Z");
+  pg_int(&p, q->has_cursor ? q->cursor_id : INT64_MAX);
   pg_int(&p, q->limit + 1); /* one more than asked tells whether there is a next page */
   pg_text(&p, tsq);
   pg_text(&p, q->tag);
