@@ -221,7 +221,7 @@ pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int 
       "AND ($6::text IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE search @@ "
       "     to_tsquery('simple', inboxd_unaccent($6::text)))) "
       "AND ($7::text IS NULL OR t.tags::jsonb ? $7::text) "
-      "AND ($8::text IS NULL OR t.updated_at > $8::text) "
+      "AND t.updated_at > $8::text "
       "ORDER BY t.updated_at DESC, t.id DESC LIMIT $5";
   *doc_out = NULL;
   *has_next_out = 0;
@@ -238,15 +238,16 @@ pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int 
   pg_params p = {0};
   pg_text(&p, q->status);
   pg_text(&p, q->customer);
-  /* The cursor as a row value is a range of tickets_activity (the OR of the two
-   * comparisons was a filter: a page 24,000 tickets deep read all of them first). No
-   * cursor: one past every ticket (timestamps are ISO 8601 text). */
+  /* The cursor as a row value and updated_since as a plain comparison are the two ends
+   * of a range of tickets_activity (as ORs with IS NULL they were filters: a page 24,000
+   * tickets deep read all of them first). No cursor: one past every ticket (timestamps
+   * are ISO 8601 text). */
   pg_text(&p, q->has_cursor ? q->cursor_updated_at : "9999-12-31T23:59:59.999Z");
   pg_int(&p, q->has_cursor ? q->cursor_id : INT64_MAX);
   pg_int(&p, q->limit + 1); /* one more than asked tells whether there is a next page */
   pg_text(&p, tsq);
   pg_text(&p, q->tag);
-  pg_text(&p, q->updated_since);
+  pg_text(&p, q->updated_since ? q->updated_since : ""); /* "": before every ticket */
   PGresult *r = pg_query(c, sql, &p, 0);
   ib_status st = pg_check(c, r, "list tickets");
   if (st == IB_OK) {

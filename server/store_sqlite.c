@@ -962,8 +962,9 @@ done:
  * ticket in activity order, however few have the status or the customer asked for. The
  * page of ids is picked first, so the rows sorted for a customer with many tickets are
  * ids, and only the page's rows are read in full and joined with their last message. The
- * cursor is a row value, which SQLite reads as a range of the activity indexes: a page
- * deep in the list costs what the first one does. */
+ * cursor is a row value and updated_since a plain comparison, which SQLite reads as the
+ * two ends of a range of the activity indexes: a page deep in the list costs what the
+ * first one does, and a poll for what changed since a moment ago reads only that. */
 #define LIST_TICKETS_SQL(FILTERS)                                                                  \
   "SELECT " TICKET_COLUMNS " FROM ("                                                               \
   "SELECT t.id FROM tickets t WHERE " FILTERS " "                                                  \
@@ -971,7 +972,7 @@ done:
   "AND (?6 IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE id IN "                        \
   "     (SELECT rowid FROM search.message_search WHERE message_search MATCH ?6))) "                \
   "AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE json_each.value = ?7)) "       \
-  "AND (?8 IS NULL OR t.updated_at > ?8) "                                                         \
+  "AND t.updated_at > ?8 "                                                                         \
   "ORDER BY t.updated_at DESC, t.id DESC LIMIT ?5) AS page "                                       \
   "JOIN tickets t ON t.id = page.id LEFT JOIN messages m ON m.id = t.last_message_id "             \
   "ORDER BY t.updated_at DESC, t.id DESC"
@@ -1040,7 +1041,8 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
   sqlite3_bind_int(st, 5, q->limit + 1);
   store_bind_text_or_null(st, 6, q->fts_query);
   store_bind_text_or_null(st, 7, q->tag);
-  store_bind_text_or_null(st, 8, q->updated_since);
+  /* No updated_since: before every ticket. */
+  sqlite3_bind_text(st, 8, q->updated_since ? q->updated_since : "", -1, SQLITE_STATIC);
   json_t *list = json_array();
   int step, n = 0;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
