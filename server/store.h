@@ -214,6 +214,11 @@ typedef struct ticket_query {
   int64_t cursor_id;
 } ticket_query;
 
+/* What a backend binds for the cursor's time when there is none: after every timestamp
+ * the store writes (ISO 8601 text), so "(updated_at, id) < (this, INT64_MAX)" keeps every
+ * ticket and stays a range of the activity index. */
+#define TICKET_QUERY_TIME_END "9999-12-31T23:59:59.999Z"
+
 /* Tickets matching Q, newest activity first: {"tickets": [...], "next_cursor": null} with
  * the cursor left for the caller to encode: *NEXT_AT_OUT / *NEXT_ID_OUT are set (and
  * *HAS_NEXT_OUT = 1) when there may be more. */

@@ -240,9 +240,8 @@ pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int 
   pg_text(&p, q->customer);
   /* The cursor as a row value and updated_since as a plain comparison are the two ends
    * of a range of tickets_activity (as ORs with IS NULL they were filters: a page 24,000
-   * tickets deep read all of them first). No cursor: one past every ticket (timestamps
-   * are ISO 8601 text). */
-  pg_text(&p, q->has_cursor ? q->cursor_updated_at : "9999-12-31T23:59:59.999Z");
+   * tickets deep read all of them first). */
+  pg_text(&p, q->has_cursor ? q->cursor_updated_at : TICKET_QUERY_TIME_END);
   pg_int(&p, q->has_cursor ? q->cursor_id : INT64_MAX);
   pg_int(&p, q->limit + 1); /* one more than asked tells whether there is a next page */
   pg_text(&p, tsq);

@@ -1033,8 +1033,7 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
     return IB_ERR_INTERNAL;
   store_bind_text_or_null(st, 1, q->status);
   store_bind_text_or_null(st, 2, q->customer);
-  /* No cursor: one past every ticket (timestamps are ISO 8601 text). */
-  sqlite3_bind_text(st, 3, q->has_cursor ? q->cursor_updated_at : "9999-12-31T23:59:59.999Z", -1,
+  sqlite3_bind_text(st, 3, q->has_cursor ? q->cursor_updated_at : TICKET_QUERY_TIME_END, -1,
                     SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, q->has_cursor ? q->cursor_id : INT64_MAX);
   /* One row more than asked tells whether there is a next page. */
