@@ -97,7 +97,10 @@ def main():
                 ("status=pending + that customer", f"status=pending&customer={quote(busy)}"),
                 (f"no filter, {deep[0]:,} tickets deep (cursor)", f"cursor={deep[1]}"),
                 ("updated_since the newest change (a poll, nothing new)",
-                 f"updated_since={quote(newest)}")]
+                 f"updated_since={quote(newest)}"),
+                ("search: a word in 3 messages", "q=rare"),
+                ("search: a word in no message", "q=nothingatall"),
+                ("search: a word in every fifth message or so", "q=invoice")]
         print(f"{len(tickets):,} tickets from {a.messages:,} messages; medians of {a.rounds}, "
               "limit=50, one keep-alive connection\n")
         print("| filter | median | p90 | tickets returned |")

@@ -131,6 +131,45 @@ def test_search_words_prefixes_phrases_and_folding():
         check_eq(r.status, 400)
 
 
+def test_search_few_and_many_matches_agree_with_the_list():
+    # The SQLite store maps matching messages to tickets one of two ways, by how many
+    # messages match (few: their rows; many: the messages_ticket index). With 40 messages
+    # one match is "few" and forty are "many"; both must give the unfiltered list's
+    # matching tickets in its order, alone, with a status or a customer, and page by page.
+    with Server() as srv:
+        h = {"Content-Type": "application/json"}
+        people = ["Dana <dana@example.org>", "Eli <eli@example.org>"]
+        for i in range(40):
+            word = "zebrafish" if i == 7 else "goldfish"
+            srv.ingest(make_mail(subject=f"teapot {i}", frm=people[i % 2],
+                                 body=f"The teapot leaks, {word} {i}.\n"))
+        every = srv.get_json("/api/tickets?limit=100")["tickets"]
+        check_eq(len(every), 40)
+        r = srv.request("PATCH", f"/api/tickets/{every[5]['id']}", body='{"status":"pending"}',
+                        headers=h)
+        check_eq(r.status, 200, r)
+        every = srv.get_json("/api/tickets?limit=100")["tickets"]
+        subjects = {t["id"]: t["subject"] for t in every}
+        zebra = {t["id"] for t in every if subjects[t["id"]] == "teapot 7"}
+        for q, matching in [("zebrafish", zebra), ("teapot", set(subjects)),
+                            ("goldfish", set(subjects) - zebra), ("nothingatall", set())]:
+            for extra, keep in [("", lambda t: True),
+                                ("&status=pending", lambda t: t["status"] == "pending"),
+                                ("&customer=eli%40example.org",
+                                 lambda t: t["customer"]["address"] == "eli@example.org")]:
+                want = [t["id"] for t in every if t["id"] in matching and keep(t)]
+                got = [t["id"] for t in srv.get_json(f"/api/tickets?q={q}{extra}")["tickets"]]
+                check_eq(got, want, f"q={q}{extra}")
+                paged, page = [], srv.get_json(f"/api/tickets?q={q}{extra}&limit=3")
+                paged += [t["id"] for t in page["tickets"]]
+                while page["next_cursor"]:
+                    page = srv.get_json(f"/api/tickets?q={q}{extra}&limit=3"
+                                        f"&cursor={page['next_cursor']}")
+                    paged += [t["id"] for t in page["tickets"]]
+                check_eq(paged, want, f"q={q}{extra}, three per page")
+        check_eq(len(zebra), 1)
+
+
 def search_ids(srv, q):
     return sorted(t["id"] for t in srv.get_json(f"/api/tickets?q={quote(q)}")["tickets"])
 
