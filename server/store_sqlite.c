@@ -999,52 +999,58 @@ done:
  * messages_ticket (4.9 against 0.14 us, 78,000 messages, tests/bench/list_latency.py). */
 #define MESSAGE_ROW_COST_IN_INDEX_ENTRIES 35
 
+/* The newest id of the table SQL_MAX ("SELECT max(id) FROM ...") reads; 0 when empty. */
+static int64_t
+newest_id(ib_db *db, const char *sql_max)
+{
+  sqlite3_stmt *st = db_stmt(db, sql_max);
+  if (!st)
+    return 0;
+  int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return id;
+}
+
+/* Whether SQL_COUNT ("SELECT count(*) FROM (SELECT 1 ... ?1 ... LIMIT ?2)") counts BOUND
+ * rows for TEXT: the LIMIT stops the count there, so it stays cheap. -1 on an error. */
+static int
+count_reaches(ib_db *db, const char *sql_count, const char *text, int64_t bound)
+{
+  sqlite3_stmt *st = db_stmt(db, sql_count);
+  if (!st)
+    return -1;
+  sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, bound);
+  int rc = sqlite3_step(st);
+  int reaches = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) >= bound : -1;
+  sqlite3_reset(st);
+  return reaches;
+}
+
 /* Whether the customer's index should lead the ticket list for CUSTOMER. Led by it, the
  * list reads and sorts all of the customer's tickets (n); scanned in activity order
  * instead, it reads about (tickets / n) rows per match, PAGE matches in all. The index wins
- * while n * n < PAGE * tickets; counting stops at that bound, so the probe stays cheap. */
+ * while n * n < PAGE * tickets. */
 static int
 customer_index_leads(ib_db *db, const char *customer, int page)
 {
-  static const char sql_total[] = "SELECT max(id) FROM tickets";
+  static const char sql_max[] = "SELECT max(id) FROM tickets";
   static const char sql_count[] = "SELECT count(*) FROM (SELECT 1 FROM tickets "
                                   "WHERE customer_address = ?1 COLLATE NOCASE LIMIT ?2)";
-  sqlite3_stmt *st = db_stmt(db, sql_total);
-  if (!st)
-    return 1;
-  double total = sqlite3_step(st) == SQLITE_ROW ? (double)sqlite3_column_int64(st, 0) : 0;
-  sqlite3_reset(st);
-  int64_t bound = (int64_t)sqrt((double)page * total) + 1;
-  if (!(st = db_stmt(db, sql_count)))
-    return 1;
-  sqlite3_bind_text(st, 1, customer, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, bound);
-  int leads = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) < bound;
-  sqlite3_reset(st);
-  return leads;
+  double tickets = (double)newest_id(db, sql_max);
+  return count_reaches(db, sql_count, customer, (int64_t)sqrt((double)page * tickets) + 1) != 1;
 }
 
 /* Whether the search FTS_QUERY matches so many messages that reading messages_ticket whole
- * beats reading each match's row. The count stops at that bound. */
+ * beats reading each match's row. */
 static int
 search_matches_many(ib_db *db, const char *fts_query)
 {
-  static const char sql_total[] = "SELECT max(id) FROM messages";
+  static const char sql_max[] = "SELECT max(id) FROM messages";
   static const char sql_count[] = "SELECT count(*) FROM (SELECT 1 FROM search.message_search "
                                   "WHERE message_search MATCH ?1 LIMIT ?2)";
-  sqlite3_stmt *st = db_stmt(db, sql_total);
-  if (!st)
-    return 0;
-  int64_t total = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_reset(st);
-  int64_t bound = total / MESSAGE_ROW_COST_IN_INDEX_ENTRIES + 1;
-  if (!(st = db_stmt(db, sql_count)))
-    return 0;
-  sqlite3_bind_text(st, 1, fts_query, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, bound);
-  int many = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) >= bound;
-  sqlite3_reset(st);
-  return many;
+  int64_t bound = newest_id(db, sql_max) / MESSAGE_ROW_COST_IN_INDEX_ENTRIES + 1;
+  return count_reaches(db, sql_count, fts_query, bound) == 1;
 }
 
 static ib_status
