@@ -317,6 +317,16 @@ def templates(src, size, seed=1, token="bench", count=None):
     return [sized(src, s, size, seed, token) for s in shapes]
 
 
+def write_templates(src, size, directory):
+    """templates(src, size) written into DIRECTORY as t0.eml, t1.eml, ...; their paths."""
+    paths = []
+    for i, m in enumerate(templates(src, size)):
+        p = Path(directory) / f"t{i}.eml"
+        p.write_bytes(m.encode("utf-8", "surrogateescape"))
+        paths.append(str(p))
+    return paths
+
+
 def sized(src, shape, size, seed=1, token="bench"):
     """A SHAPE message within 3% of SIZE bytes (rendered), where the shape allows it:
     the size asked of the shape is corrected from what it made, a few times."""

@@ -38,11 +38,7 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="inboxd-list-"))
     s = None
     try:
-        tpl = []
-        for i, m in enumerate(gen.templates(HERE.parents[1], 5120)):
-            p = tmp / f"t{i}.eml"
-            p.write_bytes(m.encode("utf-8", "surrogateescape"))
-            tpl.append(str(p))
+        tpl = gen.write_templates(HERE.parents[1], 5120, tmp)
         s = Server("inboxd", [a.inboxd or str(build / "inboxd"), "serve", "--listen", "127.0.0.1:0",
                               "--db", str(tmp / "inboxd.db")], tmp)
         subprocess.run([str(build / "tests/bench/bench_load"), "--port", str(s.port),

@@ -33,11 +33,7 @@ def main():
     build = Path(a.build)
     tmp = Path(tempfile.mkdtemp(prefix="inboxd-soak-"))
     try:
-        tpl = []
-        for i, m in enumerate(gen.templates(HERE.parents[1], 5120)):
-            p = tmp / f"t{i}.eml"
-            p.write_bytes(m.encode("utf-8", "surrogateescape"))
-            tpl.append(str(p))
+        tpl = gen.write_templates(HERE.parents[1], 5120, tmp)
         db = tmp / "inboxd.db"
         s = Server("inboxd", [str(build / "inboxd"), "serve", "--listen", "127.0.0.1:0",
                               "--db", str(db)], tmp)
