@@ -957,19 +957,18 @@ done:
   return rc;
 }
 
-/* The ticket list with its status and customer filters written out (FILTERS): SQLite
- * plans a statement once, and with "?1 IS NULL OR t.status = ?1" that plan scans every
- * ticket in activity order, however few have the status or the customer asked for. The
- * page of ids is picked first, so the rows sorted for a customer with many tickets are
- * ids, and only the page's rows are read in full and joined with their last message. The
- * cursor is a row value and updated_since a plain comparison, which SQLite reads as the
- * two ends of a range of the activity indexes: a page deep in the list costs what the
- * first one does, and a poll for what changed since a moment ago reads only that. */
-#define LIST_TICKETS_SQL(FILTERS, SEARCH)                                                          \
+/* The ticket list with its status, customer and tag filters written out (FILTERS, TAG):
+ * SQLite plans a statement once, and with "?1 IS NULL OR t.status = ?1" that plan scans
+ * every ticket in activity order, however few have the status, the customer or the tag
+ * asked for. The page of ids is picked first, so the rows sorted for a customer with many
+ * tickets are ids, and only the page's rows are read in full and joined with their last
+ * message. The cursor is a row value and updated_since a plain comparison, which SQLite
+ * reads as the two ends of a range of the activity indexes: a page deep in the list costs
+ * what the first one does, and a poll for what changed since a moment ago reads only that. */
+#define LIST_TICKETS_SQL(FILTERS, SEARCH, TAG)                                                     \
   "SELECT " TICKET_COLUMNS " FROM ("                                                               \
-  "SELECT t.id FROM tickets t WHERE " FILTERS " AND " SEARCH " "                                   \
+  "SELECT t.id FROM tickets t WHERE " FILTERS " AND " SEARCH " AND " TAG " "                       \
   "AND (t.updated_at, t.id) < (?3, ?4) "                                                           \
-  "AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE json_each.value = ?7)) "       \
   "AND t.updated_at > ?8 "                                                                         \
   "ORDER BY t.updated_at DESC, t.id DESC LIMIT ?5) AS page "                                       \
   "JOIN tickets t ON t.id = page.id LEFT JOIN messages m ON m.id = t.last_message_id "             \
@@ -983,17 +982,29 @@ done:
 #define BY_SEARCH_FEW "t.id IN (SELECT ticket_id FROM messages WHERE id IN " FTS_IDS ")"
 #define BY_SEARCH_MANY                                                                             \
   "+t.id IN (SELECT ticket_id FROM messages INDEXED BY messages_ticket WHERE id IN " FTS_IDS ")"
-/* [status given][customer: none, its index leads, a plain filter] for one SEARCH term. */
-#define LIST_TICKETS_VARIANTS(SEARCH)                                                              \
+/* A tag few tickets have leads with its tickets (ticket_tags, kept by triggers); otherwise
+ * each ticket the activity scan reaches is looked up there by primary key. */
+#define BY_TAG_LEADS "t.id IN (SELECT ticket_id FROM ticket_tags WHERE tag = ?7)"
+#define BY_TAG "EXISTS (SELECT 1 FROM ticket_tags WHERE tag = ?7 AND ticket_id = t.id)"
+/* [status given][customer: none, its index leads, a plain filter] for one SEARCH and TAG
+ * term. STATUS_INDEX is "+" when the tag leads, so the status index does not. */
+#define LIST_TICKETS_VARIANTS(SEARCH, TAG, STATUS_INDEX)                                           \
   {                                                                                                \
-    {LIST_TICKETS_SQL("?1 IS NULL AND ?2 IS NULL", SEARCH),                                        \
-     LIST_TICKETS_SQL("?1 IS NULL AND " BY_CUSTOMER, SEARCH),                                      \
-     LIST_TICKETS_SQL("?1 IS NULL AND +" BY_CUSTOMER, SEARCH)},                                    \
+    {LIST_TICKETS_SQL("?1 IS NULL AND ?2 IS NULL", SEARCH, TAG),                                   \
+     LIST_TICKETS_SQL("?1 IS NULL AND " BY_CUSTOMER, SEARCH, TAG),                                 \
+     LIST_TICKETS_SQL("?1 IS NULL AND +" BY_CUSTOMER, SEARCH, TAG)},                               \
     {                                                                                              \
-      LIST_TICKETS_SQL(BY_STATUS " AND ?2 IS NULL", SEARCH),                                       \
-          LIST_TICKETS_SQL("+" BY_STATUS " AND " BY_CUSTOMER, SEARCH),                             \
-          LIST_TICKETS_SQL(BY_STATUS " AND +" BY_CUSTOMER, SEARCH)                                 \
+      LIST_TICKETS_SQL(STATUS_INDEX BY_STATUS " AND ?2 IS NULL", SEARCH, TAG),                     \
+          LIST_TICKETS_SQL("+" BY_STATUS " AND " BY_CUSTOMER, SEARCH, TAG),                        \
+          LIST_TICKETS_SQL(STATUS_INDEX BY_STATUS " AND +" BY_CUSTOMER, SEARCH, TAG)               \
     }                                                                                              \
+  }
+/* [search: none, few matches, many] for one TAG term. */
+#define LIST_TICKETS_SEARCHES(TAG, STATUS_INDEX)                                                   \
+  {                                                                                                \
+    LIST_TICKETS_VARIANTS("?6 IS NULL", TAG, STATUS_INDEX),                                        \
+        LIST_TICKETS_VARIANTS(BY_SEARCH_FEW, TAG, STATUS_INDEX),                                   \
+        LIST_TICKETS_VARIANTS(BY_SEARCH_MANY, TAG, STATUS_INDEX)                                   \
   }
 /* Reading one message row to find its ticket cost as much as reading this many entries of
  * messages_ticket (4.9 against 0.14 us, 78,000 messages, tests/bench/list_latency.py). */
@@ -1027,18 +1038,32 @@ count_reaches(ib_db *db, const char *sql_count, const char *text, int64_t bound)
   return reaches;
 }
 
-/* Whether the customer's index should lead the ticket list for CUSTOMER. Led by it, the
- * list reads and sorts all of the customer's tickets (n); scanned in activity order
- * instead, it reads about (tickets / n) rows per match, PAGE matches in all. The index wins
- * while n * n < PAGE * tickets. */
+/* Whether an index should lead the ticket list for the VALUE that SQL_COUNT counts (as for
+ * count_reaches) out of the table's rows. Led by it, the list reads and sorts all n rows
+ * of VALUE; scanned in activity order instead, it reads about (tickets / n) rows per match,
+ * PAGE matches in all. The index wins while n * n < PAGE * tickets. */
+static int
+index_leads(ib_db *db, const char *sql_count, const char *value, int page)
+{
+  static const char sql_max[] = "SELECT max(id) FROM tickets";
+  double tickets = (double)newest_id(db, sql_max);
+  return count_reaches(db, sql_count, value, (int64_t)sqrt((double)page * tickets) + 1) != 1;
+}
+
 static int
 customer_index_leads(ib_db *db, const char *customer, int page)
 {
-  static const char sql_max[] = "SELECT max(id) FROM tickets";
   static const char sql_count[] = "SELECT count(*) FROM (SELECT 1 FROM tickets "
                                   "WHERE customer_address = ?1 COLLATE NOCASE LIMIT ?2)";
-  double tickets = (double)newest_id(db, sql_max);
-  return count_reaches(db, sql_count, customer, (int64_t)sqrt((double)page * tickets) + 1) != 1;
+  return index_leads(db, sql_count, customer, page);
+}
+
+static int
+tag_index_leads(ib_db *db, const char *tag, int page)
+{
+  static const char sql_count[] =
+      "SELECT count(*) FROM (SELECT 1 FROM ticket_tags WHERE tag = ?1 LIMIT ?2)";
+  return index_leads(db, sql_count, tag, page);
 }
 
 /* Whether the search FTS_QUERY matches so many messages that reading messages_ticket whole
@@ -1057,13 +1082,14 @@ static ib_status
 sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
                     char *next_at_out, size_t next_at_size, int64_t *next_id_out)
 {
-  /* [search: none, few matches, many][status given][customer: none, its index leads, a
-   * plain filter]. An unused parameter stays in the text (IS NULL), so every variant binds
-   * the same numbers; "+" keeps a term off the indexes. */
-  static const char *const sqls[3][2][3] = {
-      LIST_TICKETS_VARIANTS("?6 IS NULL"),
-      LIST_TICKETS_VARIANTS(BY_SEARCH_FEW),
-      LIST_TICKETS_VARIANTS(BY_SEARCH_MANY),
+  /* [tag: none, its index leads, a plain filter][search: none, few matches, many][status
+   * given][customer: none, its index leads, a plain filter]. An unused parameter stays in
+   * the text (IS NULL), so every variant binds the same numbers; "+" keeps a term off the
+   * indexes. */
+  static const char *const sqls[3][3][2][3] = {
+      LIST_TICKETS_SEARCHES("?7 IS NULL", ""),
+      LIST_TICKETS_SEARCHES(BY_TAG_LEADS, "+"),
+      LIST_TICKETS_SEARCHES(BY_TAG, ""),
   };
   *doc_out = NULL;
   *has_next_out = 0;
@@ -1072,9 +1098,13 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
     return IB_ERR_STORAGE;
   if (q->fts_query)
     search_wait(s);
-  int by_customer = !q->customer ? 0 : customer_index_leads(db, q->customer, q->limit + 1) ? 1 : 2;
+  int by_tag = !q->tag ? 0 : tag_index_leads(db, q->tag, q->limit + 1) ? 1 : 2;
+  /* When the tag leads, the customer is a filter on its tickets. */
+  int by_customer = !q->customer                                                         ? 0
+                    : by_tag != 1 && customer_index_leads(db, q->customer, q->limit + 1) ? 1
+                                                                                         : 2;
   int by_search = !q->fts_query ? 0 : search_matches_many(db, q->fts_query) ? 2 : 1;
-  const char *sql = sqls[by_search][q->status != NULL][by_customer];
+  const char *sql = sqls[by_tag][by_search][q->status != NULL][by_customer];
   sqlite3_stmt *st = db_stmt(db, sql);
   if (!st)
     return IB_ERR_INTERNAL;

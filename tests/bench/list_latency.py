@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Ticket list latency with filters (GET /api/tickets?status=&customer=): stores
+"""Ticket list latency with filters (GET /api/tickets?status=&customer=&tag=&q=): stores
 --messages unique 5 KB messages (the benchmark's 5 KB mix: a few customers with many
 tickets each), then times each filter --rounds times on one keep-alive connection and
-prints the medians. A status or a customer that few tickets have is the case an index
+prints the medians. A status, a customer or a tag that few tickets have is the case an index
 must serve: without one, the list scans every ticket. Not a test: it reports figures.
 
 Usage (after tests/bench/run.sh has built build-bench/):
@@ -74,6 +74,19 @@ def main():
                            capture_output=True, text=True)
         if r.stdout != "200":
             sys.exit(f"PATCH: {r.stdout}")
+        # Tags: "escalated" on three tickets (the rare tag), "billing" on every seventh. The
+        # PATCH makes them the newest; a stride of 7 spreads them over the customers, whose
+        # tickets come round every 10 (the templates).
+        for k, t in enumerate(tickets):
+            tags = (["escalated"] if k in (7, len(tickets) // 2, len(tickets) - 5) else []) + \
+                   (["billing"] if k % 7 == 3 else [])
+            if tags:
+                c.request("PATCH", f"/api/tickets/{t['id']}", body=json.dumps({"tags": tags}),
+                          headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    sys.exit(f"PATCH tags: {r.status}")
         # A customer with three tickets, the usual case for a person.
         for i in range(3):
             mail = (f"From: Rare <rare@example.org>\r\nTo: help@example.com\r\n"
@@ -94,6 +107,10 @@ def main():
                 (f"no filter, {deep[0]:,} tickets deep (cursor)", f"cursor={deep[1]}"),
                 ("updated_since the newest change (a poll, nothing new)",
                  f"updated_since={quote(newest)}"),
+                ("tag on 3 tickets", "tag=escalated"),
+                ("tag on every seventh ticket", "tag=billing"),
+                ("tag on no ticket", "tag=nothing"),
+                ("tag on 3 tickets + status=open", "tag=escalated&status=open"),
                 ("search: a word in 3 messages", "q=rare"),
                 ("search: a word in no message", "q=nothingatall"),
                 ("search: a word in every fifth message or so", "q=invoice")]

@@ -160,14 +160,18 @@ def test_search_few_and_many_matches_agree_with_the_list():
                 want = [t["id"] for t in every if t["id"] in matching and keep(t)]
                 got = [t["id"] for t in srv.get_json(f"/api/tickets?q={q}{extra}")["tickets"]]
                 check_eq(got, want, f"q={q}{extra}")
-                paged, page = [], srv.get_json(f"/api/tickets?q={q}{extra}&limit=3")
-                paged += [t["id"] for t in page["tickets"]]
-                while page["next_cursor"]:
-                    page = srv.get_json(f"/api/tickets?q={q}{extra}&limit=3"
-                                        f"&cursor={page['next_cursor']}")
-                    paged += [t["id"] for t in page["tickets"]]
-                check_eq(paged, want, f"q={q}{extra}, three per page")
+                check_eq(paged_ids(srv, f"q={q}{extra}", 3), want, f"q={q}{extra}, three per page")
         check_eq(len(zebra), 1)
+
+
+def paged_ids(srv, query, limit):
+    """The ids of GET /api/tickets?QUERY, followed page by page, LIMIT per page."""
+    ids, page = [], srv.get_json(f"/api/tickets?{query}&limit={limit}")
+    ids += [t["id"] for t in page["tickets"]]
+    while page["next_cursor"]:
+        page = srv.get_json(f"/api/tickets?{query}&limit={limit}&cursor={page['next_cursor']}")
+        ids += [t["id"] for t in page["tickets"]]
+    return ids
 
 
 def search_ids(srv, q):
@@ -292,14 +296,87 @@ def test_status_and_customer_filters_page_newest_first():
             query = "&".join(f"{k}={quote(v)}" for k, v in params.items())
             got = [t["id"] for t in srv.get_json(f"/api/tickets?{query}")["tickets"]]
             check_eq(got, want, query)
-            paged, page = [], srv.get_json(f"/api/tickets?{query}&limit=2")
-            paged += [t["id"] for t in page["tickets"]]
-            while page["next_cursor"]:
-                page = srv.get_json(f"/api/tickets?{query}&limit=2&cursor={page['next_cursor']}")
-                paged += [t["id"] for t in page["tickets"]]
-            check_eq(paged, want, f"{query}, two per page")
+            check_eq(paged_ids(srv, query, 2), want, f"{query}, two per page")
         check(any(t["status"] == "pending" for t in every), "some tickets are pending")
         check_eq(len({t["customer"]["address"].lower() for t in every}), 2)
+
+
+def test_tag_filter_alone_and_combined_pages_newest_first():
+    # The SQLite store leads the list with a tag's tickets when it has fewer than
+    # sqrt(page x tickets), and checks the tag on each ticket of an activity scan when it
+    # has more: with 12 tickets, "vip" (2) leads at any page size, "billing" (8) leads for
+    # a page of 100 and is a filter for a page of 1. Both must give the unfiltered list's
+    # tagged tickets in its order, alone and with a status, a customer or a search.
+    with Server() as srv:
+        h = {"Content-Type": "application/json"}
+        people = ["Bob <bob@example.net>", "Carol <carol@example.net>"]
+        for i in range(12):
+            srv.ingest(make_mail(subject=f"case {i}", frm=people[i % 3 == 0],
+                                 body=f"The {'kettle' if i % 2 else 'toaster'} is broken.\n"))
+        every = srv.get_json("/api/tickets?limit=100")["tickets"]
+        tags = {}
+        for k, t in enumerate(every):
+            tags[t["id"]] = (["vip"] if k in (2, 9) else []) + (["billing"] if k % 3 else [])
+            tags[t["id"]] += ["wrong"] if k == 4 else []
+            body = {"tags": tags[t["id"]]} if k != 5 else {"tags": tags[t["id"]],
+                                                           "status": "pending"}
+            if tags[t["id"]] or k == 5:
+                r = srv.request("PATCH", f"/api/tickets/{t['id']}", body=json.dumps(body),
+                                headers=h)
+                check_eq(r.status, 200, r)
+        # A changed tag list replaces the old one: "wrong" is gone, "billing" stays.
+        r = srv.request("PATCH", f"/api/tickets/{every[4]['id']}",
+                        body='{"tags":["billing"]}', headers=h)
+        check_eq(r.status, 200, r)
+        tags[every[4]["id"]] = ["billing"]
+        every = srv.get_json("/api/tickets?limit=100")["tickets"]
+        check_eq({t["id"]: t["tags"] for t in every}, tags)
+        kettle = {t["id"] for t in srv.get_json("/api/tickets?q=kettle&limit=100")["tickets"]}
+        check_eq(len(kettle), 6)
+        for tag in ("vip", "billing", "wrong", "nothing"):
+            for extra, keep in [("", lambda t: True),
+                                ("&status=pending", lambda t: t["status"] == "pending"),
+                                ("&status=open", lambda t: t["status"] == "open"),
+                                ("&customer=CAROL%40example.net",
+                                 lambda t: t["customer"]["address"] == "carol@example.net"),
+                                ("&q=kettle", lambda t: t["id"] in kettle),
+                                ("&status=open&customer=bob%40example.net&q=kettle",
+                                 lambda t: t["status"] == "open" and t["id"] in kettle
+                                 and t["customer"]["address"] == "bob@example.net")]:
+                query = f"tag={tag}{extra}"
+                want = [t["id"] for t in every if tag in t["tags"] and keep(t)]
+                got = [t["id"] for t in srv.get_json(f"/api/tickets?{query}&limit=100")["tickets"]]
+                check_eq(got, want, query)
+                check_eq(paged_ids(srv, query, 1), want, f"{query}, one per page")
+        check_eq(sum("billing" in t for t in tags.values()), 8)
+        check_eq(sum("vip" in t for t in tags.values()), 2)
+
+
+def test_tags_indexed_on_upgrade():
+    skip_on_postgres("the SQLite schema's migration 011")
+    with Server() as srv:
+        h = {"Content-Type": "application/json"}
+        ids = [srv.ingest(make_mail(subject=f"case {i}"))["ticket_id"] for i in range(4)]
+        for t in ids[1:3]:
+            r = srv.request("PATCH", f"/api/tickets/{t}", body='{"tags":["vip","billing"]}',
+                            headers=h)
+            check_eq(r.status, 200, r)
+        # A database of schema 10 had the tags in tickets.tags only.
+        check_eq(srv.stop(), 0)
+        conn = sqlite3.connect(srv.db, isolation_level=None)
+        for sql in ("DROP TRIGGER ticket_tags_insert", "DROP TRIGGER ticket_tags_update",
+                    "DROP TABLE ticket_tags"):
+            conn.execute(sql)
+        conn.execute("UPDATE meta SET value = '10' WHERE key = 'schema_version'")
+        conn.close()
+        srv.start()
+        check_eq([t["id"] for t in srv.get_json("/api/tickets?tag=vip")["tickets"]],
+                 ids[2:0:-1], "the migration indexes the tags already set")
+        check("applied migration sqlite/011_ticket_tags.sql" in srv.log_text(), "migrated")
+        r = srv.request("PATCH", f"/api/tickets/{ids[2]}", body='{"tags":[]}', headers=h)
+        check_eq(r.status, 200, r)
+        check_eq([t["id"] for t in srv.get_json("/api/tickets?tag=billing")["tickets"]],
+                 [ids[1]], "and the triggers keep them")
 
 
 def test_updated_since():
