@@ -19,6 +19,9 @@ static const counter_def counter_defs[METRIC_COUNTER_COUNT] = {
                                 "Messages committed by the ingress routes."},
     [METRIC_INGEST_DUPLICATES] = {"inboxd_ingest_duplicates_total",
                                   "Ingress posts recognised as already stored."},
+    [METRIC_SEARCH_SCANS_ABANDONED] = {"inboxd_search_scans_abandoned_total",
+                                       "Ticket searches whose scan in activity order ran past "
+                                       "its budget and read the message index instead."},
 };
 
 /* Upper bounds in seconds; +Inf is implicit. From a local receiver's milliseconds to a

@@ -9,11 +9,12 @@
 #include <stdint.h>
 
 typedef enum {
-  METRIC_DELIVERIES_DELIVERED, /* inboxd_deliveries_delivered_total */
-  METRIC_DELIVERIES_RETRIED,   /* inboxd_deliveries_retried_total: attempts rescheduled */
-  METRIC_DELIVERIES_FAILED,    /* inboxd_deliveries_failed_total: given up */
-  METRIC_MESSAGES_STORED,      /* inboxd_messages_stored_total */
-  METRIC_INGEST_DUPLICATES,    /* inboxd_ingest_duplicates_total */
+  METRIC_DELIVERIES_DELIVERED,   /* inboxd_deliveries_delivered_total */
+  METRIC_DELIVERIES_RETRIED,     /* inboxd_deliveries_retried_total: attempts rescheduled */
+  METRIC_DELIVERIES_FAILED,      /* inboxd_deliveries_failed_total: given up */
+  METRIC_MESSAGES_STORED,        /* inboxd_messages_stored_total */
+  METRIC_INGEST_DUPLICATES,      /* inboxd_ingest_duplicates_total */
+  METRIC_SEARCH_SCANS_ABANDONED, /* inboxd_search_scans_abandoned_total (SQLite lists) */
   METRIC_COUNTER_COUNT
 } metric_counter;
 

@@ -10,6 +10,7 @@
 #include "embedded.h"
 #include "fold.h"
 #include "log.h"
+#include "metrics.h"
 #include "store_sqlite.h"
 
 /* ---- Migrations -------------------------------------------------------------------- */
@@ -976,11 +977,17 @@ done:
 #define BY_STATUS "t.status = ?1"
 #define BY_CUSTOMER "t.customer_address = ?2 COLLATE NOCASE"
 #define FTS_IDS "(SELECT rowid FROM search.message_search WHERE message_search MATCH ?6)"
-/* A search's tickets: with few matches, each matching message's row gives its ticket and
- * those tickets lead; with many, the compact messages_ticket index is read whole instead
- * of that many large rows, and the list scans in activity order ("+": not led by ids). */
+/* A search's tickets. With few matches, each matching message's row gives its ticket and
+ * those tickets lead. With many, the list scans in activity order and checks each ticket's
+ * messages (messages_ticket) against the matches, which SQLite collects once: a word in
+ * one message of five fills a page after about five tickets a row. If the matches sit in
+ * old tickets, that scan can read most of the list; past a budget it stops, and the
+ * compact messages_ticket index is read whole instead ("+": not led by ids), at a cost
+ * that does not depend on where the matches are. */
 #define BY_SEARCH_FEW "t.id IN (SELECT ticket_id FROM messages WHERE id IN " FTS_IDS ")"
-#define BY_SEARCH_MANY                                                                             \
+#define BY_SEARCH_SCAN                                                                             \
+  "EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id AND +m.id IN " FTS_IDS ")"
+#define BY_SEARCH_INDEX                                                                            \
   "+t.id IN (SELECT ticket_id FROM messages INDEXED BY messages_ticket WHERE id IN " FTS_IDS ")"
 /* A tag few tickets have leads with its tickets (ticket_tags, kept by triggers); otherwise
  * each ticket the activity scan reaches is looked up there by primary key. */
@@ -999,16 +1006,26 @@ done:
           LIST_TICKETS_SQL(STATUS_INDEX BY_STATUS " AND +" BY_CUSTOMER, SEARCH, TAG)               \
     }                                                                                              \
   }
-/* [search: none, few matches, many] for one TAG term. */
+/* [search: none, few matches, many scanned, many by index] for one TAG term. */
 #define LIST_TICKETS_SEARCHES(TAG, STATUS_INDEX)                                                   \
   {                                                                                                \
     LIST_TICKETS_VARIANTS("?6 IS NULL", TAG, STATUS_INDEX),                                        \
         LIST_TICKETS_VARIANTS(BY_SEARCH_FEW, TAG, STATUS_INDEX),                                   \
-        LIST_TICKETS_VARIANTS(BY_SEARCH_MANY, TAG, STATUS_INDEX)                                   \
+        LIST_TICKETS_VARIANTS(BY_SEARCH_SCAN, TAG, STATUS_INDEX),                                  \
+        LIST_TICKETS_VARIANTS(BY_SEARCH_INDEX, TAG, STATUS_INDEX)                                  \
   }
-/* Reading one message row to find its ticket cost as much as reading this many entries of
- * messages_ticket (4.9 against 0.14 us, 78,000 messages, tests/bench/list_latency.py). */
+enum { SEARCH_NONE, SEARCH_FEW, SEARCH_SCAN, SEARCH_INDEX };
+/* Measured on 78,000 messages (tests/bench/list_latency.py and the sqlite3 shell): reading
+ * a matching message's row costs as much as the scan spends on this many tickets (5-7.7
+ * us against 0.4-0.5). Reading messages_ticket whole takes 7-10 virtual machine steps a
+ * message, and the scan about 40 a row of the page it finds (the sqlite3 shell's
+ * ".stats vmstep"); SQLite runs both kinds at about the same rate. */
+#define SCANNED_TICKETS_PER_MESSAGE_ROW 12
+/* ... and as much as reading this many entries of messages_ticket (4.9 against 0.14 us). */
 #define MESSAGE_ROW_COST_IN_INDEX_ENTRIES 35
+#define INDEX_READ_STEPS_PER_MESSAGE 10
+#define SCAN_STEPS_PER_PAGE_ROW 40
+#define PROGRESS_STEPS 1000
 
 /* The newest id of the table SQL_MAX ("SELECT max(id) FROM ...") reads; 0 when empty. */
 static int64_t
@@ -1022,16 +1039,19 @@ newest_id(ib_db *db, const char *sql_max)
   return id;
 }
 
-/* Whether SQL_COUNT ("SELECT count(*) FROM (SELECT 1 ... ?1 ... LIMIT ?2)") counts BOUND
- * rows for TEXT: the LIMIT stops the count there, so it stays cheap. -1 on an error. */
+/* Whether SQL_COUNT ("SELECT count(*) FROM (SELECT 1 ... ?1 ... LIMIT ?2)", and ?3 when it
+ * has one) counts BOUND rows for TEXT and ARG3: the LIMIT stops the count there, so it
+ * stays cheap. -1 on an error. */
 static int
-count_reaches(ib_db *db, const char *sql_count, const char *text, int64_t bound)
+count_reaches(ib_db *db, const char *sql_count, const char *text, int64_t bound, int64_t arg3)
 {
   sqlite3_stmt *st = db_stmt(db, sql_count);
   if (!st)
     return -1;
   sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, bound);
+  if (sqlite3_bind_parameter_count(st) >= 3)
+    sqlite3_bind_int64(st, 3, arg3);
   int rc = sqlite3_step(st);
   int reaches = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) >= bound : -1;
   sqlite3_reset(st);
@@ -1047,7 +1067,7 @@ index_leads(ib_db *db, const char *sql_count, const char *value, int page)
 {
   static const char sql_max[] = "SELECT max(id) FROM tickets";
   double tickets = (double)newest_id(db, sql_max);
-  return count_reaches(db, sql_count, value, (int64_t)sqrt((double)page * tickets) + 1) != 1;
+  return count_reaches(db, sql_count, value, (int64_t)sqrt((double)page * tickets) + 1, 0) != 1;
 }
 
 static int
@@ -1066,27 +1086,107 @@ tag_index_leads(ib_db *db, const char *tag, int page)
   return index_leads(db, sql_count, tag, page);
 }
 
-/* Whether the search FTS_QUERY matches so many messages that reading messages_ticket whole
- * beats reading each match's row. */
+/* How to find the tickets of the search FTS_QUERY for a page of PAGE rows.
+ * - SEARCH_FEW when its matches are fewer than sqrt(PAGE x messages /
+ *   SCANNED_TICKETS_PER_MESSAGE_ROW): reading their rows costs less than a scan that finds
+ *   PAGE matching tickets, reading messages / matches tickets for each when the matches
+ *   are spread over the list.
+ * - SEARCH_SCAN when the newest quarter of the messages holds a page of matches: message
+ *   ids follow time, and so, mostly, does the order of the list.
+ * - Otherwise the matches are mostly old, where the scan would read most of the list:
+ *   their rows while they are fewer than messages / MESSAGE_ROW_COST_IN_INDEX_ENTRIES,
+ *   else messages_ticket whole (SEARCH_INDEX). */
 static int
-search_matches_many(ib_db *db, const char *fts_query)
+search_plan(ib_db *db, const char *fts_query, int page, int64_t *messages_out)
 {
   static const char sql_max[] = "SELECT max(id) FROM messages";
   static const char sql_count[] = "SELECT count(*) FROM (SELECT 1 FROM search.message_search "
                                   "WHERE message_search MATCH ?1 LIMIT ?2)";
-  int64_t bound = newest_id(db, sql_max) / MESSAGE_ROW_COST_IN_INDEX_ENTRIES + 1;
-  return count_reaches(db, sql_count, fts_query, bound) == 1;
+  static const char sql_count_after[] = "SELECT count(*) FROM (SELECT 1 FROM search.message_search "
+                                        "WHERE message_search MATCH ?1 AND rowid > ?3 LIMIT ?2)";
+  int64_t messages = *messages_out = newest_id(db, sql_max);
+  double bound = sqrt((double)page * (double)messages / SCANNED_TICKETS_PER_MESSAGE_ROW);
+  if (count_reaches(db, sql_count, fts_query, (int64_t)bound + 1, 0) != 1)
+    return SEARCH_FEW;
+  if (count_reaches(db, sql_count_after, fts_query, page, messages - messages / 4) != 0)
+    return SEARCH_SCAN;
+  return count_reaches(db, sql_count, fts_query, messages / MESSAGE_ROW_COST_IN_INDEX_ENTRIES + 1,
+                       0) == 1
+             ? SEARCH_INDEX
+             : SEARCH_FEW;
+}
+
+/* The progress handler of a scan with a budget (in calls, PROGRESS_STEPS steps each):
+ * non-zero interrupts the statement. */
+static int
+scan_over_budget(void *arg)
+{
+  int64_t *left = arg;
+  return --*left < 0;
+}
+
+/* Run the ticket list statement SQL with Q's values; the page goes to LIST, has_next and
+ * the cursor to the rest. With a BUDGET (> 0, in progress calls), a statement that runs
+ * past it before its first row stops with IB_ERR_LIMIT and leaves LIST as it was. */
+static ib_status
+list_tickets_run(ib_db *db, const char *sql, const ticket_query *q, int64_t budget, json_t *list,
+                 int *has_next_out, char *next_at_out, size_t next_at_size, int64_t *next_id_out)
+{
+  sqlite3_stmt *st = db_stmt(db, sql);
+  if (!st)
+    return IB_ERR_INTERNAL;
+  store_bind_text_or_null(st, 1, q->status);
+  store_bind_text_or_null(st, 2, q->customer);
+  sqlite3_bind_text(st, 3, q->has_cursor ? q->cursor_updated_at : TICKET_QUERY_TIME_END, -1,
+                    SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, q->has_cursor ? q->cursor_id : INT64_MAX);
+  /* One row more than asked tells whether there is a next page. */
+  sqlite3_bind_int(st, 5, q->limit + 1);
+  store_bind_text_or_null(st, 6, q->fts_query);
+  store_bind_text_or_null(st, 7, q->tag);
+  /* No updated_since: before every ticket. */
+  sqlite3_bind_text(st, 8, q->updated_since ? q->updated_since : "", -1, SQLITE_STATIC);
+  int64_t left = budget;
+  int watched = budget > 0;
+  if (watched)
+    sqlite3_progress_handler(db_handle(db), PROGRESS_STEPS, scan_over_budget, &left);
+  int step, n = 0;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (watched) {
+      /* The page of ids is picked before the first row; the rest is bounded by it. */
+      sqlite3_progress_handler(db_handle(db), 0, NULL, NULL);
+      watched = 0;
+    }
+    if (n == q->limit) {
+      *has_next_out = 1;
+      break;
+    }
+    json_array_append_new(list, ticket_from_row(st));
+    g_strlcpy(next_at_out, (const char *)sqlite3_column_text(st, 6), next_at_size);
+    *next_id_out = sqlite3_column_int64(st, 0);
+    n++;
+  }
+  if (watched)
+    sqlite3_progress_handler(db_handle(db), 0, NULL, NULL);
+  sqlite3_reset(st);
+  if (step == SQLITE_INTERRUPT && left < 0)
+    return IB_ERR_LIMIT;
+  if (step != SQLITE_ROW && step != SQLITE_DONE) {
+    log_error("cannot list tickets: %s", sqlite3_errmsg(db_handle(db)));
+    return db_status(step);
+  }
+  return IB_OK;
 }
 
 static ib_status
 sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
                     char *next_at_out, size_t next_at_size, int64_t *next_id_out)
 {
-  /* [tag: none, its index leads, a plain filter][search: none, few matches, many][status
-   * given][customer: none, its index leads, a plain filter]. An unused parameter stays in
-   * the text (IS NULL), so every variant binds the same numbers; "+" keeps a term off the
+  /* [tag: none, its index leads, a plain filter][search: enum above][status given]
+   * [customer: none, its index leads, a plain filter]. An unused parameter stays in the
+   * text (IS NULL), so every variant binds the same numbers; "+" keeps a term off the
    * indexes. */
-  static const char *const sqls[3][3][2][3] = {
+  static const char *const sqls[3][4][2][3] = {
       LIST_TICKETS_SEARCHES("?7 IS NULL", ""),
       LIST_TICKETS_SEARCHES(BY_TAG_LEADS, "+"),
       LIST_TICKETS_SEARCHES(BY_TAG, ""),
@@ -1103,39 +1203,26 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
   int by_customer = !q->customer                                                         ? 0
                     : by_tag != 1 && customer_index_leads(db, q->customer, q->limit + 1) ? 1
                                                                                          : 2;
-  int by_search = !q->fts_query ? 0 : search_matches_many(db, q->fts_query) ? 2 : 1;
-  const char *sql = sqls[by_tag][by_search][q->status != NULL][by_customer];
-  sqlite3_stmt *st = db_stmt(db, sql);
-  if (!st)
-    return IB_ERR_INTERNAL;
-  store_bind_text_or_null(st, 1, q->status);
-  store_bind_text_or_null(st, 2, q->customer);
-  sqlite3_bind_text(st, 3, q->has_cursor ? q->cursor_updated_at : TICKET_QUERY_TIME_END, -1,
-                    SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, q->has_cursor ? q->cursor_id : INT64_MAX);
-  /* One row more than asked tells whether there is a next page. */
-  sqlite3_bind_int(st, 5, q->limit + 1);
-  store_bind_text_or_null(st, 6, q->fts_query);
-  store_bind_text_or_null(st, 7, q->tag);
-  /* No updated_since: before every ticket. */
-  sqlite3_bind_text(st, 8, q->updated_since ? q->updated_since : "", -1, SQLITE_STATIC);
+  int64_t messages = 0;
+  int by_search =
+      !q->fts_query ? SEARCH_NONE : search_plan(db, q->fts_query, q->limit + 1, &messages);
+  /* The scan may spend up to what reading messages_ticket whole would, and what finding
+   * the page costs when the matches are spread over the list. */
+  int64_t budget_steps =
+      messages * INDEX_READ_STEPS_PER_MESSAGE + (int64_t)(q->limit + 1) * SCAN_STEPS_PER_PAGE_ROW;
+  int64_t budget = by_search == SEARCH_SCAN ? budget_steps / PROGRESS_STEPS + 1 : 0;
   json_t *list = json_array();
-  int step, n = 0;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == q->limit) {
-      *has_next_out = 1;
-      break;
-    }
-    json_array_append_new(list, ticket_from_row(st));
-    g_strlcpy(next_at_out, (const char *)sqlite3_column_text(st, 6), next_at_size);
-    *next_id_out = sqlite3_column_int64(st, 0);
-    n++;
+  ib_status st =
+      list_tickets_run(db, sqls[by_tag][by_search][q->status != NULL][by_customer], q, budget, list,
+                       has_next_out, next_at_out, next_at_size, next_id_out);
+  if (st == IB_ERR_LIMIT) {
+    metrics_add(METRIC_SEARCH_SCANS_ABANDONED, 1);
+    st = list_tickets_run(db, sqls[by_tag][SEARCH_INDEX][q->status != NULL][by_customer], q, 0,
+                          list, has_next_out, next_at_out, next_at_size, next_id_out);
   }
-  sqlite3_reset(st);
-  if (step != SQLITE_ROW && step != SQLITE_DONE) {
+  if (st != IB_OK) {
     json_decref(list);
-    log_error("cannot list tickets: %s", sqlite3_errmsg(db_handle(db)));
-    return db_status(step);
+    return st;
   }
   *doc_out = json_pack("{s:o, s:n}", "tickets", list, "next_cursor");
   return IB_OK;

@@ -407,6 +407,16 @@ def make_mail(subject="Hello", frm="Alice Example <alice@example.org>",
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
 
 
+def metric(srv, name):
+    """The value of the Prometheus sample NAME (no labels) in SRV's /metrics."""
+    r = srv.get("/metrics")
+    check_eq(r.status, 200)
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
 # ---- Runner -----------------------------------------------------------------------------
 
 def run(module_globals):

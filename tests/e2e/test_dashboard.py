@@ -9,8 +9,8 @@ import threading
 import time
 from urllib.parse import quote
 
-from inboxd_test import (SRC, Server, check, check_eq, make_mail, run, run_cli,
-                         skip_on_postgres, validate)
+from inboxd_test import (SRC, Server, check, check_eq, make_mail, metric, on_postgres, run,
+                         run_cli, skip_on_postgres, validate)
 
 
 def test_api_tokens_read_only_and_read_write():
@@ -133,7 +133,7 @@ def test_search_words_prefixes_phrases_and_folding():
 
 def test_search_few_and_many_matches_agree_with_the_list():
     # The SQLite store maps matching messages to tickets one of two ways, by how many
-    # messages match (few: their rows; many: the messages_ticket index). With 40 messages
+    # messages match (few: their rows; many: a scan in activity order). With 40 messages
     # one match is "few" and forty are "many"; both must give the unfiltered list's
     # matching tickets in its order, alone, with a status or a customer, and page by page.
     with Server() as srv:
@@ -164,14 +164,60 @@ def test_search_few_and_many_matches_agree_with_the_list():
         check_eq(len(zebra), 1)
 
 
-def paged_ids(srv, query, limit):
-    """The ids of GET /api/tickets?QUERY, followed page by page, LIMIT per page."""
-    ids, page = [], srv.get_json(f"/api/tickets?{query}&limit={limit}")
-    ids += [t["id"] for t in page["tickets"]]
+def test_search_of_old_matches_and_of_a_long_thread():
+    # A word in many messages is looked for by scanning tickets in activity order, which
+    # finds a page soon when the matches are spread over the list. The SQLite store scans
+    # only when the newest quarter of the messages holds a page of matches; otherwise it
+    # reads the matches' rows (few) or the messages_ticket index. And a scan that runs past
+    # its budget (what reading that index costs) is given up for the index. Every plan
+    # must give the unfiltered list's matching tickets in its order.
+    with Server() as srv:
+        for i in range(1940):
+            word = "kudu quagga" if i < 30 else "quagga" if i < 200 else "zebra"
+            srv.ingest(make_mail(subject=f"herd {i}", body=f"A {word} at the gate, {i}.\n"))
+        # The newest 60 messages match too, but all in one ticket: a long thread.
+        for i in range(60):
+            srv.ingest(make_mail(subject="Re: the quagga thread", body=f"More quagga, {i}.\n",
+                                 message_id=f"<thread{i}@example.org>",
+                                 extra_headers=[f"In-Reply-To: <thread{i - 1}@example.org>"]
+                                 if i else []))
+        every = paged(srv, "", 200)
+        check_eq(len(every), 1941, "the thread is one ticket")
+        check_eq(every[0]["message_count"], 60)
+
+        def herd(t, below):
+            return t["subject"].startswith("herd ") and int(t["subject"].split()[1]) < below
+        quagga = [t["id"] for t in every if herd(t, 200) or "thread" in t["subject"]]
+        before = 0 if on_postgres() else metric(srv, "inboxd_search_scans_abandoned_total")
+        # Matches mostly old (the page needs more than the thread has): the index.
+        check_eq(paged_ids(srv, "q=quagga", 200), quagga)
+        # Few and old: their rows.
+        check_eq(paged_ids(srv, "q=kudu", 1), [t["id"] for t in every if herd(t, 30)])
+        # Spread over the list: the scan.
+        check_eq(paged_ids(srv, "q=zebra", 200), [t["id"] for t in every if not herd(t, 200)
+                                                  and "thread" not in t["subject"]])
+        if not on_postgres():
+            check_eq(metric(srv, "inboxd_search_scans_abandoned_total") - before, 0)
+        # A page of matches among the newest messages, but in one ticket: the scan reads
+        # on through the newer tickets for the rest of the page, past its budget.
+        check_eq(paged_ids(srv, "q=quagga", 30), quagga, "q=quagga, thirty per page")
+        if not on_postgres():
+            # The first page only: the later ones start among the old matches.
+            check_eq(metric(srv, "inboxd_search_scans_abandoned_total") - before, 1)
+
+
+def paged(srv, query, limit):
+    """The tickets of GET /api/tickets?QUERY, followed page by page, LIMIT per page."""
+    tickets, page = [], srv.get_json(f"/api/tickets?{query}&limit={limit}")
+    tickets += page["tickets"]
     while page["next_cursor"]:
         page = srv.get_json(f"/api/tickets?{query}&limit={limit}&cursor={page['next_cursor']}")
-        ids += [t["id"] for t in page["tickets"]]
-    return ids
+        tickets += page["tickets"]
+    return tickets
+
+
+def paged_ids(srv, query, limit):
+    return [t["id"] for t in paged(srv, query, limit)]
 
 
 def search_ids(srv, q):

@@ -19,8 +19,8 @@ import threading
 import time
 from email.utils import formatdate
 
-from inboxd_test import (BIN, Server, check, check_eq, make_mail, parse_cli, run, run_cli,
-                         validate)
+from inboxd_test import (BIN, Server, check, check_eq, make_mail, metric, parse_cli, run,
+                         run_cli, validate)
 
 SECRET = "whsec_e2e_0123456789"
 DELIVERY_ID = re.compile(r"^dlv_[0-9a-f]{24}$")
@@ -199,15 +199,6 @@ def feed(srv):
 
 def deliveries(srv, query=""):
     return srv.get_json(f"/api/deliveries?limit=1000{query}")["deliveries"]
-
-
-def metric(srv, name):
-    r = srv.get("/metrics")
-    check_eq(r.status, 200)
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
 
 
 def wait_delivered(srv, n):
