@@ -152,6 +152,16 @@ pg_query(pg_conn *c, const char *sql, const pg_params *p, int binary)
   return r;
 }
 
+PGresult *
+pg_query_custom(pg_conn *c, const char *sql, const pg_params *p, int binary)
+{
+  int n = p ? p->n : 0;
+  PGresult *r = PQexecParams(c->handle, sql, n, NULL, p ? p->values : NULL, p ? p->lengths : NULL,
+                             p ? p->formats : NULL, binary);
+  remember_failure(c, r);
+  return r;
+}
+
 ib_status
 pg_check(pg_conn *c, const PGresult *r, const char *what)
 {

@@ -47,6 +47,12 @@ void pg_bytes(pg_params *p, const void *data, size_t len);
  * result (PQclear) or NULL when out of memory; check it with pg_check(). */
 PGresult *pg_query(pg_conn *c, const char *sql, const pg_params *p, int binary);
 
+/* As pg_query(), but unprepared: PostgreSQL plans SQL for P's values on every call. For a
+ * statement whose best plan depends on them, such as a filter that is NULL or a value few
+ * rows have: a prepared statement changes to one generic plan after five executions on a
+ * connection, and a generic plan cannot use the index of "$1 IS NULL OR col = $1". */
+PGresult *pg_query_custom(pg_conn *c, const char *sql, const pg_params *p, int binary);
+
 /* Convert R's outcome: IB_OK for rows or a command; IB_ERR_CONFLICT for a unique
  * violation; IB_ERR_STORAGE for a lost connection, a deadlock, a lock timeout, a server
  * shutting down or out of resources (retry later); IB_ERR_INTERNAL otherwise. Logs

@@ -212,17 +212,28 @@ ib_status
 pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *has_next_out,
                       char *next_at_out, size_t next_at_size, int64_t *next_id_out)
 {
-  static const char sql[] =
-      "SELECT " TICKET_COLUMNS " FROM tickets t "
-      "LEFT JOIN messages m ON m.id = t.last_message_id "
-      "WHERE ($1::text IS NULL OR t.status = $1::text) "
-      "AND ($2::text IS NULL OR lower(t.customer_address) = lower($2::text)) "
-      "AND (t.updated_at, t.id) < ($3::text, $4::bigint) "
-      "AND ($6::text IS NULL OR t.id IN (SELECT ticket_id FROM messages WHERE search @@ "
-      "     to_tsquery('simple', inboxd_unaccent($6::text)))) "
-      "AND ($7::text IS NULL OR t.tags::jsonb ? $7::text) "
-      "AND t.updated_at > $8::text "
-      "ORDER BY t.updated_at DESC, t.id DESC LIMIT $5";
+  /* [search given]. Planned for the values each time (pg_query_custom()): a NULL filter
+   * folds away and a rare status, customer or tag leads with its index. The search is a
+   * conjunct of its own, so PostgreSQL can make it a semi-join: a rare word's tickets
+   * from the GIN index, a common one checked on each ticket an activity scan reaches. As
+   * an "IS NULL OR" it stayed a subplan that collected every match and filtered every
+   * ticket (30,000 tickets: 51 and 6 ms against 0.6 and 0.05). */
+#define PG_LIST_TICKETS_SQL(SEARCH)                                                                \
+  "SELECT " TICKET_COLUMNS " FROM tickets t "                                                      \
+  "LEFT JOIN messages m ON m.id = t.last_message_id "                                              \
+  "WHERE ($1::text IS NULL OR t.status = $1::text) "                                               \
+  "AND ($2::text IS NULL OR lower(t.customer_address) = lower($2::text)) "                         \
+  "AND (t.updated_at, t.id) < ($3::text, $4::bigint) "                                             \
+  "AND " SEARCH " "                                                                                \
+  "AND ($7::text IS NULL OR t.tags::jsonb ? $7::text) "                                            \
+  "AND t.updated_at > $8::text "                                                                   \
+  "ORDER BY t.updated_at DESC, t.id DESC LIMIT $5"
+  static const char *const sqls[2] = {
+      PG_LIST_TICKETS_SQL("$6::text IS NULL"),
+      PG_LIST_TICKETS_SQL("t.id IN (SELECT ticket_id FROM messages WHERE search @@ "
+                          "to_tsquery('simple', inboxd_unaccent($6::text)))"),
+  };
+#undef PG_LIST_TICKETS_SQL
   *doc_out = NULL;
   *has_next_out = 0;
   char *tsq = NULL;
@@ -247,7 +258,7 @@ pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int 
   pg_text(&p, tsq);
   pg_text(&p, q->tag);
   pg_text(&p, q->updated_since ? q->updated_since : ""); /* "": before every ticket */
-  PGresult *r = pg_query(c, sql, &p, 0);
+  PGresult *r = pg_query_custom(c, sqls[tsq != NULL], &p, 0);
   ib_status st = pg_check(c, r, "list tickets");
   if (st == IB_OK) {
     json_t *list = json_array();
@@ -912,7 +923,8 @@ pg_outbox_list(ib_store *s, const char *status, int limit, int oldest_first, jso
   pg_text(&p, status);
   pg_int(&p, limit);
   const char *sql = oldest_first ? sql_old : sql_new;
-  PGresult *r = pg_query(c, sql, &p, 0);
+  /* Planned for the status given: a rare one (failed) leads with deliveries_status. */
+  PGresult *r = pg_query_custom(c, sql, &p, 0);
   ib_status st = pg_check(c, r, "list deliveries");
   if (st == IB_OK) {
     json_t *list = json_array();

@@ -7,6 +7,7 @@ must serve: without one, the list scans every ticket. Not a test: it reports fig
 
 Usage (after tests/bench/run.sh has built build-bench/):
   tests/bench/list_latency.py [--messages 50000] [--rounds 15] [--build build-bench]
+                              [--inboxd BIN] [--db postgresql://...]
 """
 import argparse
 import http.client
@@ -42,6 +43,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--build", default=str(HERE.parents[1] / "build-bench"))
     ap.add_argument("--inboxd", help="the server binary (default: BUILD/inboxd), for an A/B")
+    ap.add_argument("--db", help="an empty database for the server (default: a new SQLite "
+                    "file), e.g. a postgresql:// URI")
+    ap.add_argument("--warmup", type=int, default=30,
+                    help="untimed runs of each filter first (PostgreSQL: plans, caches)")
     a = ap.parse_args()
     build = Path(a.build)
     tmp = Path(tempfile.mkdtemp(prefix="inboxd-list-"))
@@ -49,7 +54,7 @@ def main():
     try:
         tpl = gen.write_templates(HERE.parents[1], 5120, tmp)
         s = Server("inboxd", [a.inboxd or str(build / "inboxd"), "serve", "--listen", "127.0.0.1:0",
-                              "--db", str(tmp / "inboxd.db")], tmp)
+                              "--db", a.db or str(tmp / "inboxd.db")], tmp)
         # The oldest 1,000 messages share a word no later one has: a search whose matches
         # are all at the end of the list.
         c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
@@ -60,6 +65,9 @@ def main():
         subprocess.run([str(build / "tests/bench/bench_load"), "--port", str(s.port),
                         "--conns", "32", "--requests", str(a.messages)] + tpl,
                        check=True, capture_output=True)
+        # A new connection: the load may outlast the server's idle timeout on this one.
+        c.close()
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
 
         def get(path):
             t0 = time.perf_counter()
@@ -131,6 +139,8 @@ def main():
         print("| filter | median | p90 | tickets returned |")
         print("| --- | --- | --- | --- |")
         for label, query in rows:
+            for _ in range(a.warmup):
+                get(f"/api/tickets?limit=50&{query}")
             times, n = [], 0
             for _ in range(a.rounds):
                 ms, doc = get(f"/api/tickets?limit=50&{query}")
