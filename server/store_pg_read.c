@@ -217,7 +217,8 @@ pg_store_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int 
    * conjunct of its own, so PostgreSQL can make it a semi-join: a rare word's tickets
    * from the GIN index, a common one checked on each ticket an activity scan reaches. As
    * an "IS NULL OR" it stayed a subplan that collected every match and filtered every
-   * ticket (30,000 tickets: 51 and 6 ms against 0.6 and 0.05). */
+   * ticket (30,000 tickets, through the API: a common word 11.3 -> 1.9 ms, a word in no
+   * message 6.5 -> 0.84). */
 #define PG_LIST_TICKETS_SQL(SEARCH)                                                                \
   "SELECT " TICKET_COLUMNS " FROM tickets t "                                                      \
   "LEFT JOIN messages m ON m.id = t.last_message_id "                                              \
