@@ -229,6 +229,17 @@ test_msgids_base64(void)
   CHECK_INT(count_warnings(m, "bad_base64"), 0);
   CHECK_INT(repair_check_base64("aGVs*bG8!", 9, "part", m), 2);
   CHECK_INT(count_warnings(m, "bad_base64"), 1);
+  /* Every byte value, alone and in a run of 101: exactly the alphabet, padding, CR, LF,
+   * space and tab pass. */
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                 "0123456789+/=\r\n \t";
+  for (int c = 0; c < 256; c++) {
+    char run[101];
+    memset(run, c, sizeof run);
+    size_t want = c != 0 && strchr(alphabet, c) ? 0 : 1;
+    CHECK_INT(repair_check_base64(run, 1, "part", m), want);
+    CHECK_INT(repair_check_base64(run, sizeof run, "part", m), want * sizeof run);
+  }
   ib_message_free(m);
 }
 
