@@ -1026,6 +1026,9 @@ enum { SEARCH_NONE, SEARCH_FEW, SEARCH_SCAN, SEARCH_INDEX };
 #define INDEX_READ_STEPS_PER_MESSAGE 10
 #define SCAN_STEPS_PER_PAGE_ROW 40
 #define PROGRESS_STEPS 1000
+/* A scan is never given up before this many progress calls (about 0.2 ms): on a small
+ * database the index read costs no more, and starting over would only add. */
+#define SCAN_BUDGET_MIN 10
 
 /* The newest id of the table SQL_MAX ("SELECT max(id) FROM ...") reads; 0 when empty. */
 static int64_t
@@ -1210,7 +1213,8 @@ sqlite_list_tickets(ib_store *s, const ticket_query *q, json_t **doc_out, int *h
    * the page costs when the matches are spread over the list. */
   int64_t budget_steps =
       messages * INDEX_READ_STEPS_PER_MESSAGE + (int64_t)(q->limit + 1) * SCAN_STEPS_PER_PAGE_ROW;
-  int64_t budget = by_search == SEARCH_SCAN ? budget_steps / PROGRESS_STEPS + 1 : 0;
+  int64_t budget =
+      by_search == SEARCH_SCAN ? MAX(budget_steps / PROGRESS_STEPS + 1, SCAN_BUDGET_MIN) : 0;
   json_t *list = json_array();
   ib_status st =
       list_tickets_run(db, sqls[by_tag][by_search][q->status != NULL][by_customer], q, budget, list,
