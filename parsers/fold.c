@@ -45,10 +45,9 @@ fold_text(const char *text)
     high |= (unsigned char)text[i];
   if (high < 0x80) /* ASCII: case folding is tolower, and no letter needs mapping */
     return fold_ascii_lower(text, len);
-  const char *p;
   char *valid = g_utf8_make_valid(text, -1);
   GString *mapped = g_string_sized_new(strlen(valid));
-  for (p = valid; *p; p = g_utf8_next_char(p)) {
+  for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
     gunichar c = g_utf8_get_char(p);
     const char *to = NULL;
     for (size_t i = 0; c >= 0x80 && i < G_N_ELEMENTS(letters); i++)
