@@ -125,6 +125,15 @@ void request_pause(ib_request *r);
 void request_defer(ib_request *r);
 void request_resume(ib_request *r);
 
+/* Defer R and run WORK(R) on the offload pool (one thread per HTTP worker): CPU-heavy
+ * handling such as parsing a message then holds neither the other connections of R's
+ * HTTP thread nor their replies, and it is spread over every core whichever thread
+ * accepted the connection. WORK must not reply; it ends by handing R on, to
+ * request_resume() or to a job whose completion resumes it, after which it touches R no
+ * more. FINISH then builds the reply on the HTTP thread. From here on request_header()
+ * reads a copy of the headers, safe on any thread. */
+void request_offload(ib_request *r, route_handler work, route_handler finish);
+
 /* As request_defer(), but the other thread only records its outcome in the request's
  * data and calls request_resume(); FINISH(R) then builds the reply back on R's HTTP
  * worker thread, keeping that work off the thread that resumed it (the store's writer). */

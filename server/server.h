@@ -31,6 +31,7 @@ struct ib_server {
 
   /* HTTP (http.c) */
   struct MHD_Daemon *daemon;
+  GThreadPool *offload; /* request_offload(): one thread per HTTP worker */
   const struct route *routes;
   unsigned port;
   int draining; /* atomic: http_quiesce() was called, new requests get 503 */

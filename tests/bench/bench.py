@@ -107,7 +107,7 @@ def cpu_split(before, after, n):
     """CPU microseconds per message by thread (inboxd names its threads): the HTTP workers
     together, the writer, the search indexer, the rest (checkpoints, main, forwarder)."""
     d = {t: (after[t][0], after[t][1] - before.get(t, (None, 0))[1]) for t in after}
-    http = sum(c for name, c in d.values() if name.startswith("MHD"))
+    http = sum(c for name, c in d.values() if name.startswith(("MHD", "http-offload")))
     writer = sum(c for name, c in d.values() if name == "store-writer")
     index = sum(c for name, c in d.values() if name == "search-index")
     rest = sum(d[t][1] for t in d) - http - writer - index

@@ -874,6 +874,50 @@ def test_large_bodies_through_the_spool():
             check_eq(sha256(srv.get(att["url"]).body), sha256(blob), f"{name}: attachment bytes")
 
 
+def test_a_large_message_is_parsed_off_the_http_thread():
+    """With one HTTP thread, a large message whose parse is held (the test gate) holds up
+    nothing else: /healthz, an API read and a small message are answered meanwhile, and
+    the large one is stored whole once released. Parsed on the HTTP thread, as every
+    message was before, it held every other connection of that thread until it was done.
+    A large request that fails (a bad signature) is answered from the same path."""
+    rng = random.Random(SEED + 5)
+    blob = rng.randbytes(600 * 1024 + 3)
+    raw = big_mail("held", blob)
+    workdir = Path(tempfile.mkdtemp(prefix="inboxd-gate-"))
+    gate = workdir / "gate"
+    try:
+        with Server("--threads", "1", *all_flags(keys()),
+                    env={"INBOXD_TEST_OFFLOAD_GATE": str(gate)}) as srv:
+            done = {}
+            t = threading.Thread(target=lambda: done.update(r=send(srv, raw_req(raw))))
+            t.start()
+            try:
+                deadline = time.time() + 60
+                while not (workdir / "gate.held").exists() and time.time() < deadline:
+                    time.sleep(0.02)
+                check((workdir / "gate.held").exists(), "the large message reached the offload pool")
+                check_eq(srv.get("/healthz", timeout=20).status, 200, "/healthz while it is held")
+                check_eq(srv.get("/api/tickets", timeout=20).status, 200, "an API read meanwhile")
+                small = srv.ingest(make_mail(subject="small one",
+                                             message_id="<small-while-held@example.org>"))
+                check_eq(srv.get_json(f"/api/messages/{small['message_id']}")["subject"], "small one")
+                check("r" not in done and t.is_alive(), "the large message is still held")
+            finally:
+                gate.write_bytes(b"")  # also on failure: the server cannot stop while held
+                t.join(60)
+            check_eq(done["r"].status, 200, f"the large message: {done.get('r')}")
+            mid = done["r"].json()["message_id"]
+            check(srv.get(f"/api/messages/{mid}/raw").body == raw, "raw bytes of the large message")
+            att = srv.get_json(f"/api/messages/{mid}")["attachments"][0]
+            check_eq((att["size"], att["sha256"]), (len(blob), sha256(blob)))
+            big = mandrill_events_body([mandrill_event(big_mail("unsigned", blob))])
+            check(len(big) > 600 * 1024, "a large Mandrill body")
+            refused(srv, mandrill_req(big, key="another-key"), 401, "mandrill_bad_signature")
+            stored(srv, mandrill_req(big), what="the same body, signed")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def test_shutdown_while_a_subscription_visit_hangs():
     """SIGTERM while inboxd is still visiting a SubscribeURL that does not answer: it
     stops in time, exits 0, and (sanitizer build) the visit does not outlive its state."""
