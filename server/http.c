@@ -22,6 +22,7 @@
 #define MAX_KEYS 2
 #define KEY_MAX 64                 /* longest {key} segment */
 #define SPOOL_MEM_LIMIT (1u << 20) /* bodies past 1 MiB go to a temporary file */
+#define STOP_WAIT_MS 10000         /* http_stop(): the longest wait for work under way */
 
 typedef enum { REQ_NEW, REQ_BODY, REQ_HANDLING, REQ_DEFERRED, REQ_DONE } req_state;
 
@@ -43,6 +44,8 @@ struct ib_request {
   struct MHD_Response *response;
   void *data;
   GDestroyNotify data_free;
+  int suspended;        /* atomic: counted in srv->suspended until request_resume() */
+  int handling;         /* counted in srv->handling until on_completed() */
   route_handler finish; /* request_defer_finish() */
   route_handler work;   /* request_offload(): runs on the offload pool */
   GPtrArray *headers;   /* request_offload(): name, value, ... (MHD's strings) */
@@ -419,17 +422,27 @@ request_set_header(ib_request *r, const char *name, const char *value)
 
 /* ---- Deferring ------------------------------------------------------------------------ */
 
+/* Count R as suspended until request_resume(): http_stop() stops the daemon only when none
+ * is, since libmicrohttpd aborts the process when stopped with a connection suspended. */
+static void
+suspend(ib_request *r)
+{
+  if (g_atomic_int_compare_and_exchange(&r->suspended, 0, 1))
+    g_atomic_int_inc(&r->srv->suspended);
+  MHD_suspend_connection(r->conn);
+}
+
 void
 request_defer(ib_request *r)
 {
   r->state = REQ_DEFERRED;
-  MHD_suspend_connection(r->conn);
+  suspend(r);
 }
 
 void
 request_pause(ib_request *r)
 {
-  MHD_suspend_connection(r->conn);
+  suspend(r);
 }
 
 void
@@ -442,7 +455,23 @@ request_defer_finish(ib_request *r, route_handler finish)
 void
 request_resume(ib_request *r)
 {
+  /* R may be finished and freed on its HTTP thread as soon as it is resumed; the count
+   * drops only after that, so http_stop() never stops the daemon in between. */
+  ib_server *srv = r->srv;
+  int counted = g_atomic_int_compare_and_exchange(&r->suspended, 1, 0);
   MHD_resume_connection(r->conn);
+  if (counted)
+    g_atomic_int_dec_and_test(&srv->suspended);
+}
+
+/* 503 while stopping, with Retry-After: a provider sends the request again. */
+static void
+reply_shutting_down(ib_request *r)
+{
+  request_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+                      "inboxd is stopping; retry shortly");
+  request_add_header(r, "Retry-After", "5");
+  request_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
 static enum MHD_Result
@@ -462,8 +491,18 @@ request_offload(ib_request *r, route_handler work, route_handler finish)
   r->headers = g_ptr_array_new();
   MHD_get_connection_values(r->conn, MHD_HEADER_KIND, copy_header, r->headers);
   r->work = work;
+  ib_server *srv = r->srv;
+  /* Under the lock that http_stop() takes to close the pool: a push either happens
+   * before the pool is freed, or sees it closed and is answered here. */
+  pthread_mutex_lock(&srv->active_lock);
+  if (!srv->offload) {
+    pthread_mutex_unlock(&srv->active_lock);
+    reply_shutting_down(r);
+    return;
+  }
   request_defer_finish(r, finish);
-  g_thread_pool_push(r->srv->offload, r, NULL);
+  g_thread_pool_push(srv->offload, r, NULL);
+  pthread_mutex_unlock(&srv->active_lock);
 }
 
 /* An offload thread: name it once (the benchmark counts CPU by thread name), then run.
@@ -479,6 +518,15 @@ offload_run(gpointer data, gpointer user_data)
     pthread_setname_np(pthread_self(), "http-offload");
     named = 1;
   }
+  ib_request *r = data;
+  if (g_atomic_int_get(&r->srv->stopping)) {
+    /* Queued when the drain ran out: not started, so answered instead (the sender
+     * retries), and the pool's last wait is only for the work under way. */
+    r->finish = NULL;
+    reply_shutting_down(r);
+    request_resume(r);
+    return;
+  }
   if (gate && !g_file_test(gate, G_FILE_TEST_EXISTS)) {
     char *held = g_strconcat(gate, ".held", NULL);
     g_file_set_contents(held, "", 0, NULL);
@@ -486,7 +534,6 @@ offload_run(gpointer data, gpointer user_data)
     while (!g_file_test(gate, G_FILE_TEST_EXISTS))
       g_usleep(10000);
   }
-  ib_request *r = data;
   r->work(r);
 }
 
@@ -720,10 +767,7 @@ request_start(ib_request *r)
   if (g_atomic_int_get(&r->srv->draining)) {
     /* Stopping: requests already running finish; new ones are turned away, and a
      * provider retries them (on another node, or on this one once it is back). */
-    request_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
-                        "inboxd is stopping; retry shortly");
-    request_add_header(r, "Retry-After", "5");
-    request_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    reply_shutting_down(r);
     return;
   }
   if (strcmp(r->method, "OPTIONS") == 0) {
@@ -771,6 +815,13 @@ request_dispatch(ib_request *r)
       request_reply_status(r, IB_ERR_IO, "cannot buffer the request body; retry later");
       return;
     }
+  }
+  r->handling = 1;
+  g_atomic_int_inc(&r->srv->handling);
+  if (g_atomic_int_get(&r->srv->stopping)) {
+    /* A body that completed after the drain ran out: nothing new is started now. */
+    reply_shutting_down(r);
+    return;
   }
   r->state = REQ_HANDLING;
   r->route->handler(r);
@@ -877,10 +928,13 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     g_ptr_array_unref(r->headers);
   if (r->body)
     g_bytes_unref(r->body);
+  int handling = r->handling;
   g_free(r->method);
   g_free(r->path);
   g_free(r);
   *con_cls = NULL;
+  if (handling)
+    g_atomic_int_dec_and_test(&srv->handling);
   active_add(srv, -1);
 }
 
@@ -937,10 +991,15 @@ http_start(ib_server *srv, const route *routes, unsigned *port_out, char **error
   pthread_cond_init(&srv->active_cond, NULL);
   unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
                                            : (unsigned)MAX(1, (int)g_get_num_processors());
+  GError *err = NULL;
   srv->offload = g_thread_pool_new(offload_run, (gpointer)g_getenv("INBOXD_TEST_OFFLOAD_GATE"),
-                                   (gint)threads, TRUE, NULL);
-  if (!srv->offload) {
-    *error_out = g_strdup("cannot start the offload threads");
+                                   (gint)threads, TRUE, &err);
+  if (err) {
+    *error_out = g_strdup_printf("cannot start the offload threads: %s", err->message);
+    g_error_free(err);
+    if (srv->offload)
+      g_thread_pool_free(srv->offload, TRUE, FALSE);
+    srv->offload = NULL;
     return IB_ERR_INTERNAL;
   }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -999,11 +1058,31 @@ http_drain(ib_server *srv, int64_t timeout_ms)
 void
 http_stop(ib_server *srv)
 {
-  /* Offloaded work still queued (a drain that timed out) finishes first: it ends by
-   * resuming its connection, which needs the daemon. */
-  if (srv->offload) {
-    g_thread_pool_free(srv->offload, FALSE, TRUE);
-    srv->offload = NULL;
+  /* After a drain that ran out, requests may still be under way: offloaded work, jobs
+   * in the writer's queue, bodies still arriving. From here on nothing new starts (a
+   * body that completes, offloaded work not yet begun: 503), the work under way
+   * finishes and resumes its connection while the daemon still runs, and only then is
+   * the daemon stopped: libmicrohttpd aborts the process when stopped with a connection
+   * suspended. The store's writer runs until teardown, after this. */
+  g_atomic_int_set(&srv->stopping, 1);
+  pthread_mutex_lock(&srv->active_lock);
+  GThreadPool *pool = srv->offload;
+  srv->offload = NULL;
+  pthread_mutex_unlock(&srv->active_lock);
+  if (pool)
+    g_thread_pool_free(pool, FALSE, TRUE);
+  /* Every request a handler took is answered and done (a body still arriving is not
+   * waited for: the daemon drops it), or the wait ends. */
+  int64_t until = clock_mono_ms() + STOP_WAIT_MS;
+  while (g_atomic_int_get(&srv->handling) > 0 && clock_mono_ms() < until)
+    g_usleep(10000);
+  int left = g_atomic_int_get(&srv->suspended);
+  if (left > 0) {
+    /* Stuck (it should not happen): exit without stopping the daemon rather than abort. */
+    log_error("%d requests still suspended %d ms after the drain; exiting without closing "
+              "their connections",
+              left, STOP_WAIT_MS);
+    return;
   }
   if (srv->daemon) {
     MHD_stop_daemon(srv->daemon);

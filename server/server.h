@@ -34,7 +34,10 @@ struct ib_server {
   GThreadPool *offload; /* request_offload(): one thread per HTTP worker */
   const struct route *routes;
   unsigned port;
-  int draining; /* atomic: http_quiesce() was called, new requests get 503 */
+  int draining;  /* atomic: http_quiesce() was called, new requests get 503 */
+  int stopping;  /* atomic: http_stop() was called, requests dispatched from now on get 503 */
+  int suspended; /* atomic: requests whose connection is suspended (deferred or paused) */
+  int handling;  /* atomic: requests dispatched to a handler and not yet completed */
   pthread_mutex_t active_lock;
   pthread_cond_t active_cond;
   unsigned active; /* requests in flight */

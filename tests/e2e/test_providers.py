@@ -17,8 +17,10 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -915,6 +917,69 @@ def test_a_large_message_is_parsed_off_the_http_thread():
             refused(srv, mandrill_req(big, key="another-key"), 401, "mandrill_bad_signature")
             stored(srv, mandrill_req(big), what="the same body, signed")
     finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_shutdown_after_the_drain_ran_out():
+    """SIGTERM while requests outlast the 10 s drain: a large message already being parsed
+    (held at the test gate), one queued behind it on the only offload thread, and a body
+    that completes only after the drain. The first is stored and answered 200; the queued
+    one and the late body are answered 503 shutting_down with Retry-After; the server
+    exits 0 (libmicrohttpd used to abort it: stopped with a connection suspended). After
+    a restart exactly the first message is there."""
+    rng = random.Random(SEED + 7)
+    workdir = Path(tempfile.mkdtemp(prefix="inboxd-gate-"))
+    gate = workdir / "gate"
+    mails = [big_mail(f"stop{i}", rng.randbytes(400 * 1024)) for i in range(3)]
+    srv = Server("--threads", "1", env={"INBOXD_TEST_OFFLOAD_GATE": str(gate)}).start()
+    try:
+        replies = {}
+
+        def post(i):
+            replies[i] = send(srv, raw_req(mails[i]))
+
+        first = threading.Thread(target=post, args=(0,))
+        first.start()
+        deadline = time.time() + 60
+        while not (workdir / "gate.held").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        check((workdir / "gate.held").exists(), "the first message reached the offload pool")
+        queued = threading.Thread(target=post, args=(1,))
+        queued.start()
+        late = srv.raw_socket()
+        late.sendall(f"POST /inbound/raw HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     f"message/rfc822\r\nContent-Length: {len(mails[2])}\r\n\r\n".encode()
+                     + mails[2][:-10])
+        time.sleep(1)  # the second body is in; it waits behind the first
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(10.5)  # the drain (10 s) runs out
+        late.sendall(mails[2][-10:])
+        r = read_http_response(late)
+        late.close()
+        check_eq(r.status, 503, f"a body completed after the drain: {r}")
+        check_eq(r.json()["error"]["code"], "shutting_down")
+        gate.write_bytes(b"")
+        first.join(60)
+        queued.join(60)
+        check_eq(replies[0].status, 200, f"the message being parsed: {replies[0]}")
+        check_eq(replies[1].status, 503, f"the queued message: {replies[1]}")
+        check_eq(replies[1].json()["error"]["code"], "shutting_down")
+        check_eq(replies[1].header("retry-after"), "5")
+        check_eq(srv.proc.wait(timeout=60), 0, f"exit status; log:\n{srv.log_text()[-3000:]}")
+        srv.stop()
+        srv.start()
+        check_eq([t["subject"] for t in srv.get_json("/api/tickets")["tickets"]], ["big stop0"])
+        mid = replies[0].json()["message_id"]
+        check(srv.get(f"/api/messages/{mid}/raw").body == mails[0], "raw bytes of the first")
+    except BaseException:
+        print(f"kept {srv.workdir}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(srv.workdir, ignore_errors=True)
+    finally:
+        gate.write_bytes(b"")
+        if srv.proc:
+            srv.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
