@@ -1068,7 +1068,12 @@ http_stop(ib_server *srv)
   pthread_mutex_lock(&srv->active_lock);
   GThreadPool *pool = srv->offload;
   srv->offload = NULL;
+  unsigned open = srv->active;
   pthread_mutex_unlock(&srv->active_lock);
+  if (open)
+    log_warn("stopping with %u requests open: work under way finishes, the rest is "
+             "answered 503",
+             open);
   if (pool)
     g_thread_pool_free(pool, FALSE, TRUE);
   /* Every request a handler took is answered and done (a body still arriving is not

@@ -220,7 +220,7 @@ cmd_serve(int argc, char **argv)
   feed_shutdown(srv.feed); /* long polls and event streams answer now */
   unsigned left = http_drain(&srv, DRAIN_MS);
   if (left)
-    log_warn("%u requests still open after %d ms; closing them", left, DRAIN_MS);
+    log_warn("%u requests still open after %d ms", left, DRAIN_MS);
   http_stop(&srv);
   teardown(&srv, FORWARD_GRACE_MS);
   log_info("stopped");

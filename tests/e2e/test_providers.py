@@ -952,7 +952,10 @@ def test_shutdown_after_the_drain_ran_out():
                      + mails[2][:-10])
         time.sleep(1)  # the second body is in; it waits behind the first
         srv.proc.send_signal(signal.SIGTERM)
-        time.sleep(10.5)  # the drain (10 s) runs out
+        deadline = time.time() + 60  # the drain (10 s) runs out
+        while "work under way finishes" not in srv.log_text() and time.time() < deadline:
+            time.sleep(0.1)
+        check("work under way finishes" in srv.log_text(), "the drain ran out")
         late.sendall(mails[2][-10:])
         r = read_http_response(late)
         late.close()
