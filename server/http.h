@@ -131,7 +131,8 @@ void request_resume(ib_request *r);
  * accepted the connection. WORK must not reply; it ends by handing R on, to
  * request_resume() or to a job whose completion resumes it, after which it touches R no
  * more. FINISH then builds the reply on the HTTP thread. From here on request_header()
- * reads a copy of the headers, safe on any thread. */
+ * reads a copy of the headers, safe on any thread. Once http_stop() has begun, R is
+ * answered 503 shutting_down instead, here or (queued, not yet begun) by the pool. */
 void request_offload(ib_request *r, route_handler work, route_handler finish);
 
 /* As request_defer(), but the other thread only records its outcome in the request's
