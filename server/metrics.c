@@ -22,6 +22,12 @@ static const counter_def counter_defs[METRIC_COUNTER_COUNT] = {
     [METRIC_SEARCH_SCANS_ABANDONED] = {"inboxd_search_scans_abandoned_total",
                                        "Ticket searches whose scan in activity order ran past "
                                        "its budget and read the message index instead."},
+    [METRIC_STORE_GROUPS] = {"inboxd_store_group_commits_total",
+                             "Transactions of the writer, each committing every job that was "
+                             "waiting (group commit)."},
+    [METRIC_STORE_JOBS] = {"inboxd_store_jobs_total",
+                           "Jobs the writer ran in those transactions (an ingest request, a "
+                           "ticket change, an outbox step)."},
 };
 
 /* Upper bounds in seconds; +Inf is implicit. From a local receiver's milliseconds to a
@@ -40,6 +46,9 @@ static const histogram_def histogram_defs[METRIC_HISTOGRAM_COUNT] = {
                                  "Time from the event's commit to its successful delivery."},
     [METRIC_DELIVERY_ATTEMPT_TIME] = {"inboxd_delivery_attempt_duration_seconds",
                                       "Duration of one delivery request, any outcome."},
+    [METRIC_STORE_GROUP_TIME] = {"inboxd_store_group_commit_duration_seconds",
+                                 "Duration of one writer transaction: its jobs, the commit "
+                                 "and its fsync."},
 };
 
 typedef struct histogram {

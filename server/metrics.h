@@ -15,12 +15,15 @@ typedef enum {
   METRIC_MESSAGES_STORED,        /* inboxd_messages_stored_total */
   METRIC_INGEST_DUPLICATES,      /* inboxd_ingest_duplicates_total */
   METRIC_SEARCH_SCANS_ABANDONED, /* inboxd_search_scans_abandoned_total (SQLite lists) */
+  METRIC_STORE_GROUPS,           /* inboxd_store_group_commits_total: the writer's groups */
+  METRIC_STORE_JOBS,             /* inboxd_store_jobs_total: jobs in those groups */
   METRIC_COUNTER_COUNT
 } metric_counter;
 
 typedef enum {
   METRIC_DELIVERY_LATENCY,      /* inboxd_delivery_latency_seconds: event to delivered */
   METRIC_DELIVERY_ATTEMPT_TIME, /* inboxd_delivery_attempt_duration_seconds: one request */
+  METRIC_STORE_GROUP_TIME,      /* inboxd_store_group_commit_duration_seconds: one group */
   METRIC_HISTOGRAM_COUNT
 } metric_histogram;
 

@@ -10,6 +10,7 @@
 #include "fold.h"
 #include "jsonout.h"
 #include "log.h"
+#include "metrics.h"
 #include "store_internal.h"
 
 /* ---- Writer thread ----------------------------------------------------------------- */
@@ -57,7 +58,11 @@ writer_main(void *arg)
       g_ptr_array_add(batch, g_queue_pop_head(&s->queue));
     pthread_mutex_unlock(&s->lock);
 
+    int64_t t0 = g_get_monotonic_time();
     s->ops->run_batch(s, batch);
+    metrics_observe(METRIC_STORE_GROUP_TIME, (double)(g_get_monotonic_time() - t0) / 1e6);
+    metrics_add(METRIC_STORE_GROUPS, 1);
+    metrics_add(METRIC_STORE_JOBS, batch->len);
     finish_jobs(s, batch);
     if (s->ops->after_batch)
       s->ops->after_batch(s);

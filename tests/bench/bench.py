@@ -24,6 +24,9 @@ import gen  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CONNS = 32
+# The writer's group commits (GET /metrics), read before and after the ingest run.
+GROUP_METRICS = ("inboxd_store_group_commits_total", "inboxd_store_jobs_total",
+                 "inboxd_store_group_commit_duration_seconds_sum")
 
 # ---- processes ---------------------------------------------------------------------------
 
@@ -77,6 +80,21 @@ class Server:
             f = stat[stat.rindex(")") + 2:].split()
             out[t] = (name, (int(f[11]) + int(f[12])) / hz)
         return out
+
+    def metrics(self, *names):
+        """{name: value} of the Prometheus samples NAMES (no labels) from GET /metrics."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+        finally:
+            c.close()
+        found = {}
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) == 2 and f[0] in names:
+                found[f[0]] = float(f[1])
+        return found
 
     def fds(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
@@ -206,8 +224,12 @@ class Bench:
         self.say(f"round {k}: inboxd ingest")
         s = self.start_inboxd(f"round{k}")
         first, w0, c0 = self.next_id, s.write_bytes(), s.thread_cpu()
+        m0, t0 = s.metrics(*GROUP_METRICS), time.monotonic()
         res["inboxd"] = self.load(s.port, t5)
         res["inboxd"]["write_bytes"] = s.write_bytes() - w0
+        m1, t1 = s.metrics(*GROUP_METRICS), time.monotonic()
+        res["inboxd"]["groups"] = {k: m1.get(k, 0) - m0.get(k, 0) for k in GROUP_METRICS}
+        res["inboxd"]["groups"]["wall_s"] = t1 - t0  # warm-up included, like the groups
         n = res["inboxd"]["messages"] = self.next_id - 1 - first
         res["inboxd"]["cpu_us"] = cpu_split(c0, s.thread_cpu(), n)
         res["inboxd"]["exit"] = self.stop(s)
@@ -430,6 +452,24 @@ def table(head, rows):
     return "\n".join(out)
 
 
+def writer_groups(rounds):
+    """From the ingest run's /metrics: jobs per group commit, a group's mean duration and
+    the share of the run the writer spent in groups (near 100 %: the writer is the bound)."""
+    per, mean, busy = [], [], []
+    for r in rounds:
+        g = r["inboxd"].get("groups") or {}
+        n = g.get("inboxd_store_group_commits_total", 0)
+        if not n:
+            continue
+        per.append(g["inboxd_store_jobs_total"] / n)
+        mean.append(g["inboxd_store_group_commit_duration_seconds_sum"] / n * 1000)
+        if g.get("wall_s"):
+            busy.append(g["inboxd_store_group_commit_duration_seconds_sum"] / g["wall_s"])
+    if not per:
+        return "n/a"
+    return f"{fmt(med(per))} / {fmt(med(mean), 'ms')} / {fmt(med(busy) * 100, '%')}"
+
+
 def report(b, rounds, parse, mem, idle, scale, fwd):
     R = {"rounds": rounds, "parse": parse, "memory": mem, "idle": idle, "scaling": scale,
          "forward": fwd}
@@ -472,6 +512,8 @@ def report(b, rounds, parse, mem, idle, scale, fwd):
             ["  inboxd CPU per message: HTTP workers (parse) / writer / search index / rest",
              " / ".join(fmt(med([r['inboxd']['cpu_us'][k] for r in rounds]), 'us')
                         for k in ("http_workers", "writer", "search_index", "other")), "", ""],
+            ["  writer: messages per group commit / mean group (inserts + fsync) / busy",
+             writer_groups(rounds), "", ""],
             ["  one durable commit (3a: 1000 / rate)", fmt(1000 / g("sqlite1"), "ms"), "", ""],
             ["  storage bytes written per 5 KB message: 3b / 5",
              f"{fmt(med([r['sqlite64']['write_bytes'] / r['sqlite64']['messages'] for r in rounds]) / 1024, 'KiB')}"

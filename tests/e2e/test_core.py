@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from inboxd_test import (FIXTURES, DbLock, Server, all_fixture_emails, check, check_eq,
-                         db_query, make_mail, new_db, on_postgres, psql,
+                         db_query, make_mail, metric, new_db, on_postgres, psql,
                          parse_cli, read_http_response, run, run_cli, sha256, validate,
                          validate_thread)
 
@@ -184,6 +184,43 @@ def test_concurrent_duplicates_store_once():
         check_eq(len({(r["ticket_id"], r["message_id"]) for r in results}), 1)
         check_eq(sum(1 for r in results if not r["duplicate"]), 1)
         check_eq(len(srv.get_json("/api/tickets")["tickets"]), 1)
+
+
+def test_group_commit_is_measured():
+    """/metrics counts the writer's transactions and their jobs: one each for requests
+    that arrive one after the other; fewer transactions than jobs for 16 clients posting
+    at once (group commit); one duration observation per transaction."""
+    import threading
+    with Server() as srv:
+        def counts():
+            return (metric(srv, "inboxd_store_group_commits_total"),
+                    metric(srv, "inboxd_store_jobs_total"),
+                    metric(srv, "inboxd_store_group_commit_duration_seconds_count"),
+                    metric(srv, "inboxd_store_group_commit_duration_seconds_sum"))
+        g0, j0, n0, s0 = counts()
+        check_eq(n0, g0, "one duration per transaction")
+        for i in range(5):
+            srv.ingest(make_mail(subject=f"one by one {i}"))
+        g1, j1, n1, s1 = counts()
+        check_eq((g1 - g0, j1 - j0, n1 - n0), (5, 5, 5), "sequential requests: a group each")
+        check(s1 > s0, "the durations add up")
+        errors = []
+
+        def post(k):
+            for i in range(10):
+                try:
+                    srv.ingest(make_mail(subject=f"client {k} message {i}"))
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+        threads = [threading.Thread(target=post, args=(k,)) for k in range(16)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        check_eq(errors, [])
+        g2, j2, n2, _ = counts()
+        check_eq(j2 - j1, 160, "one job per request")
+        check(g2 - g1 < j2 - j1, f"{g2 - g1:.0f} transactions for {j2 - j1:.0f} jobs: grouped")
+        check_eq(n2, g2, "one duration per transaction")
+        check_eq(metric(srv, "inboxd_messages_stored_total"), 165)
 
 
 def test_bodies_in_small_random_chunks():
