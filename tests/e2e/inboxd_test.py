@@ -417,6 +417,17 @@ def metric(srv, name):
     raise AssertionError(f"no metric {name}")
 
 
+def wait_until(fn, timeout=30, what="condition", interval=0.05):
+    """FN()'s first true value, polled every INTERVAL seconds for up to TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    raise TestFailure(f"timed out waiting for {what}")
+
+
 # ---- Runner -----------------------------------------------------------------------------
 
 def run(module_globals):

@@ -20,7 +20,7 @@ import time
 from email.utils import formatdate
 
 from inboxd_test import (BIN, Server, check, check_eq, make_mail, metric, parse_cli, run,
-                         run_cli, validate)
+                         run_cli, validate, wait_until)
 
 SECRET = "whsec_e2e_0123456789"
 DELIVERY_ID = re.compile(r"^dlv_[0-9a-f]{24}$")
@@ -205,16 +205,6 @@ def wait_delivered(srv, n):
     """The receiver answers before the outcome commits: wait for N delivered rows."""
     wait_until(lambda: len(deliveries(srv, "&status=delivered")) == n,
                what=f"{n} deliveries recorded as delivered")
-
-
-def wait_until(fn, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def process_cpu_seconds(pid):

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 
 from inboxd_test import (Server, check, check_eq, make_mail, new_pg_database, psql, run,
-                         skip_unless_postgres)
+                         skip_unless_postgres, wait_until)
 from test_forward import Receiver, forward_flags
 
 CONVERSATIONS = 16
@@ -58,16 +58,6 @@ class Poster:
             t.start()
         for t in threads:
             t.join()
-
-
-def wait_until(fn, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def node_name(srv):

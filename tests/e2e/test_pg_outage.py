@@ -8,24 +8,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from inboxd_test import (SRC, Server, check, check_eq, make_mail, psql, run,
-                         skip_unless_postgres)
+                         skip_unless_postgres, wait_until)
 
 START = str(SRC / "tests" / "pg" / "start.sh")
 STOP = str(SRC / "tests" / "pg" / "stop.sh")
-
-
-def wait_for(fn, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_database_outage_gives_503_then_recovers():
@@ -56,12 +45,12 @@ def test_database_outage_gives_503_then_recovers():
             subprocess.run(["sh", START, str(pgdir)], capture_output=True, check=True,
                            timeout=120)
             # Recovers by itself: the read pool and the writer reconnect with back-off.
-            wait_for(lambda: srv.get("/healthz").status == 200, what="/healthz 200 again")
+            wait_until(lambda: srv.get("/healthz").status == 200, what="/healthz 200 again")
 
             def retried():
                 r = srv.post_raw(data)
                 return r if r.status == 200 else None
-            reply = wait_for(retried, what="the provider's retry to be stored").json()
+            reply = wait_until(retried, what="the provider's retry to be stored").json()
             check_eq(reply["duplicate"], False, "nothing was half-written during the outage")
             check(reply["ticket_id"] != first["ticket_id"])
             again = srv.ingest(data)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from inboxd_test import (FIXTURES, DbLock, Server, TestFailure, check, check_eq, db_query,
                          make_mail, on_postgres, skip_on_postgres,
-                         read_http_response, run, sha256, validate)
+                         read_http_response, run, sha256, validate, wait_until)
 
 PROV = FIXTURES / "providers"
 SOURCE = (PROV / "source" / "order-1234.mime").read_bytes()
@@ -894,10 +894,8 @@ def test_a_large_message_is_parsed_off_the_http_thread():
             t = threading.Thread(target=lambda: done.update(r=send(srv, raw_req(raw))))
             t.start()
             try:
-                deadline = time.time() + 60
-                while not (workdir / "gate.held").exists() and time.time() < deadline:
-                    time.sleep(0.02)
-                check((workdir / "gate.held").exists(), "the large message reached the offload pool")
+                wait_until((workdir / "gate.held").exists, timeout=60,
+                           what="the large message to reach the offload pool")
                 check_eq(srv.get("/healthz", timeout=20).status, 200, "/healthz while it is held")
                 check_eq(srv.get("/api/tickets", timeout=20).status, 200, "an API read meanwhile")
                 small = srv.ingest(make_mail(subject="small one",
@@ -940,10 +938,8 @@ def test_shutdown_after_the_drain_ran_out():
 
         first = threading.Thread(target=post, args=(0,))
         first.start()
-        deadline = time.time() + 60
-        while not (workdir / "gate.held").exists() and time.time() < deadline:
-            time.sleep(0.02)
-        check((workdir / "gate.held").exists(), "the first message reached the offload pool")
+        wait_until((workdir / "gate.held").exists, timeout=60,
+                   what="the first message to reach the offload pool")
         queued = threading.Thread(target=post, args=(1,))
         queued.start()
         late = srv.raw_socket()
@@ -952,10 +948,8 @@ def test_shutdown_after_the_drain_ran_out():
                      + mails[2][:-10])
         time.sleep(1)  # the second body is in; it waits behind the first
         srv.proc.send_signal(signal.SIGTERM)
-        deadline = time.time() + 60  # the drain (10 s) runs out
-        while "work under way finishes" not in srv.log_text() and time.time() < deadline:
-            time.sleep(0.1)
-        check("work under way finishes" in srv.log_text(), "the drain ran out")
+        wait_until(lambda: "work under way finishes" in srv.log_text(), timeout=60,
+                   what="the drain (10 s) to run out")
         late.sendall(mails[2][-10:])
         r = read_http_response(late)
         late.close()
