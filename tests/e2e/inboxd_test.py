@@ -407,14 +407,24 @@ def make_mail(subject="Hello", frm="Alice Example <alice@example.org>",
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
 
 
-def metric(srv, name):
-    """The value of the Prometheus sample NAME (no labels) in SRV's /metrics."""
+def metrics(srv):
+    """{name: value} of every Prometheus sample without labels in SRV's /metrics (one GET)."""
     r = srv.get("/metrics")
     check_eq(r.status, 200)
+    found = {}
     for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
+        f = line.split()
+        if len(f) == 2 and not line.startswith("#"):
+            found[f[0]] = float(f[1])
+    return found
+
+
+def metric(srv, name):
+    """The value of the Prometheus sample NAME (no labels) in SRV's /metrics."""
+    value = metrics(srv).get(name)
+    if value is None:
+        raise AssertionError(f"no metric {name}")
+    return value
 
 
 def wait_until(fn, timeout=30, what="condition", interval=0.05):

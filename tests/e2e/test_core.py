@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from inboxd_test import (FIXTURES, DbLock, Server, all_fixture_emails, check, check_eq,
-                         db_query, make_mail, metric, new_db, on_postgres, psql,
+                         db_query, make_mail, metric, metrics, new_db, on_postgres, psql,
                          parse_cli, read_http_response, run, run_cli, sha256, validate,
                          validate_thread)
 
@@ -193,10 +193,10 @@ def test_group_commit_is_measured():
     import threading
     with Server() as srv:
         def counts():
-            return (metric(srv, "inboxd_store_group_commits_total"),
-                    metric(srv, "inboxd_store_jobs_total"),
-                    metric(srv, "inboxd_store_group_commit_duration_seconds_count"),
-                    metric(srv, "inboxd_store_group_commit_duration_seconds_sum"))
+            m = metrics(srv)
+            return tuple(m[f"inboxd_store_{k}"] for k in (
+                "group_commits_total", "jobs_total", "group_commit_duration_seconds_count",
+                "group_commit_duration_seconds_sum"))
         g0, j0, n0, s0 = counts()
         check_eq(n0, g0, "one duration per transaction")
         for i in range(5):
